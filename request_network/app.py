@@ -1,0 +1,17 @@
+"""The request network's FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from request_network.api.routes import router
+from request_network.settings import RequestSettings, get_settings
+from shared.problems import install_problem_handlers
+
+
+def create_app(settings: RequestSettings | None = None) -> FastAPI:
+    app = FastAPI(title="Ferry request network", version="1")
+    app.state.settings = settings or get_settings()
+    install_problem_handlers(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,111 @@
+"""Request network tables: user replicas, requests with their history, responses, batches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.db import naming_metadata, utcnow
+from shared.models import AuditColumns, BatchColumns, ProfileTypeColumns, Timestamp, UserColumns
+
+# Request states the user sees. EXPORTED is shown as IN_TRANSIT.
+PENDING, EXPORTED, COMPLETED, FAILED, EXPIRED = (
+    "PENDING",
+    "EXPORTED",
+    "COMPLETED",
+    "FAILED",
+    "EXPIRED",
+)
+PUBLIC_STATUS = {EXPORTED: "IN_TRANSIT"}
+
+
+class Base(DeclarativeBase):
+    metadata = naming_metadata()
+
+
+class User(UserColumns, Base):
+    """A replica of a user whose authority is the response network."""
+
+    __tablename__ = "users"
+    synced_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class ProfileType(ProfileTypeColumns, Base):
+    __tablename__ = "profile_types"
+
+
+class Request(Base):
+    __tablename__ = "requests"
+    __table_args__ = (Index("ix_requests_status_created", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    profile_type: Mapped[str] = mapped_column(String(64))
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
+
+    events: Mapped[list[RequestEvent]] = relationship(
+        back_populates="request", order_by="RequestEvent.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def public_status(self) -> str:
+        return PUBLIC_STATUS.get(self.status, self.status)
+
+
+class RequestEvent(Base):
+    """Every state change of a request, with its time: a request never silently disappears."""
+
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    request: Mapped[Request] = relationship(back_populates="events")
+
+
+class Response(Base):
+    __tablename__ = "responses"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int | None] = mapped_column(Integer)
+    hits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    executed_at: Mapped[datetime] = mapped_column(Timestamp)
+    took_ms: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+
+
+class Batch(BatchColumns, Base):
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("direction", "source", "stream", "seq"),)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hmac: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class AuditLog(AuditColumns, Base):
+    __tablename__ = "audit_log"

@@ -1,0 +1,74 @@
+"""Entry points that own a transaction: the CLI and the Celery tasks both call these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from functools import partial
+
+from response_network.services.exchange import export_results, import_requests
+from response_network.services.executor import requeue_stale, run_queued
+from response_network.services.identity import export_identity
+from response_network.services.search import SearchBackend, make_client
+from response_network.settings import ResponseSettings
+from shared.db import transaction
+from transfer.config import inbound_from, outbound_from
+
+
+def _batches(batches) -> list[dict]:
+    return [
+        {
+            "file": str(b.path),
+            "stream": b.stream,
+            "seq": b.seq,
+            "sha256": b.digest,
+            "records": b.count,
+        }
+        for b in batches
+    ]
+
+
+def import_inbox(settings: ResponseSettings) -> dict:
+    outcomes = import_requests(inbound_from(settings), partial(transaction, settings.database_url))
+    return {"files": [asdict(o) for o in outcomes]}
+
+
+def backend_for(settings: ResponseSettings) -> SearchBackend:
+    return SearchBackend(
+        make_client(
+            settings.elasticsearch_url,
+            compat_headers=settings.compat_headers,
+            timeout=settings.search_timeout_s,
+        )
+    )
+
+
+def execute(settings: ResponseSettings, backend: SearchBackend | None = None) -> dict:
+    backend = backend or backend_for(settings)
+    report = run_queued(
+        backend,
+        partial(transaction, settings.database_url),
+        limit=settings.execute_batch,
+        chunk_size=settings.msearch_chunk,
+        timeout_s=settings.search_timeout_s,
+    )
+    return {"done": report.done, "failed": report.failed}
+
+
+def export(settings: ResponseSettings) -> dict:
+    out = outbound_from(settings)
+    with transaction(settings.database_url) as session:
+        identity = export_identity(session, out)
+        results = export_results(session, out)
+    return {"results": results.results, "batches": _batches([*identity, *results.batches])}
+
+
+def export_identity_only(settings: ResponseSettings) -> dict:
+    with transaction(settings.database_url) as session:
+        batches = export_identity(session, outbound_from(settings))
+    return {"batches": _batches(batches)}
+
+
+def requeue(settings: ResponseSettings, *, older_than: timedelta) -> dict:
+    with transaction(settings.database_url) as session:
+        return {"requeued": requeue_stale(session, older_than=older_than)}

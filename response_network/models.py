@@ -1,0 +1,82 @@
+"""Response network tables: the user authority, imported requests, executions, results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import naming_metadata, utcnow
+from shared.models import AuditColumns, BatchColumns, ProfileTypeColumns, Timestamp, UserColumns
+
+QUEUED, RUNNING, DONE, FAILED = "QUEUED", "RUNNING", "DONE", "FAILED"
+
+
+class Base(DeclarativeBase):
+    metadata = naming_metadata()
+
+
+class ProfileType(ProfileTypeColumns, Base):
+    __tablename__ = "profile_types"
+    exported_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class User(UserColumns, Base):
+    """The authority for users; changes reach the request network through `users` batches."""
+
+    __tablename__ = "users"
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    exported_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ImportedRequest(Base):
+    __tablename__ = "imported_requests"
+    __table_args__ = (Index("ix_imported_requests_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    profile_type: Mapped[str] = mapped_column(String(64))
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)
+    submitted_at: Mapped[datetime] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Execution(Base):
+    """One attempt at running a request against Elasticsearch."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("imported_requests.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(String(16), default=RUNNING)
+    error: Mapped[str | None] = mapped_column(Text)
+    took_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("imported_requests.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int | None] = mapped_column(Integer)
+    hits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    executed_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    took_ms: Mapped[int | None] = mapped_column(Integer)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)
+
+
+class Batch(BatchColumns, Base):
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("direction", "source", "stream", "seq"),)
+
+
+class AuditLog(AuditColumns, Base):
+    __tablename__ = "audit_log"

@@ -1,0 +1,167 @@
+"""Run queued requests against Elasticsearch in msearch chunks; errors stay per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from response_network.models import (
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Execution,
+    ImportedRequest,
+    ProfileType,
+    Result,
+)
+from response_network.services.identity import profile_rules
+from response_network.services.search import SearchBackend, SearchOutcome
+from shared.db import utcnow
+from shared.query_spec import QuerySpecError, compile_query, validate_query
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    done: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.failed
+
+
+def claim(session: Session, *, limit: int) -> list[str]:
+    """Move up to `limit` queued requests to RUNNING; two workers never claim the same one."""
+    stmt = (
+        select(ImportedRequest)
+        .where(ImportedRequest.status == QUEUED)
+        .order_by(ImportedRequest.imported_at, ImportedRequest.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    claimed = session.execute(stmt).scalars().all()
+    now = utcnow()
+    for req in claimed:
+        req.status, req.updated_at = RUNNING, now
+        session.add(Execution(request_id=req.id, started_at=now, status=RUNNING))
+    session.flush()
+    return [r.id for r in claimed]
+
+
+def _compile(session: Session, req: ImportedRequest) -> tuple[str, dict] | str:
+    """(index, body) for a valid request, or the reason it cannot run."""
+    profile = session.get(ProfileType, req.profile_type)
+    if profile is None:
+        return f"unknown profile type {req.profile_type!r}"
+    rules = profile_rules(profile)
+    try:
+        spec = validate_query(req.query, rules)
+    except QuerySpecError as exc:
+        return "invalid query: " + "; ".join(str(p) for p in exc.problems)
+    return rules.index, compile_query(spec, rules)
+
+
+def _finish(session: Session, req: ImportedRequest, outcome: SearchOutcome) -> None:
+    now = utcnow()
+    status = DONE if outcome.ok else FAILED
+    req.status, req.updated_at = status, now
+    session.execute(
+        update(Execution)
+        .where(Execution.request_id == req.id, Execution.status == RUNNING)
+        .values(status=status, finished_at=now, error=outcome.error, took_ms=outcome.took_ms)
+    )
+    if session.get(Result, req.id) is None:
+        session.add(
+            Result(
+                request_id=req.id,
+                status=status,
+                total=outcome.total,
+                hits=outcome.hits,
+                error=outcome.error,
+                executed_at=now,
+                took_ms=outcome.took_ms,
+            )
+        )
+
+
+def execute(
+    session: Session,
+    backend: SearchBackend,
+    ids: list[str],
+    *,
+    chunk_size: int,
+    timeout_s: float,
+) -> ExecutionReport:
+    requests = (
+        session.execute(
+            select(ImportedRequest)
+            .where(ImportedRequest.id.in_(ids), ImportedRequest.status == RUNNING)
+            .order_by(ImportedRequest.id)
+        )
+        .scalars()
+        .all()
+    )
+    runnable: list[tuple[ImportedRequest, tuple[str, dict]]] = []
+    done = failed = 0
+    for req in requests:
+        compiled = _compile(session, req)
+        if isinstance(compiled, str):
+            _finish(session, req, SearchOutcome(False, None, [], None, compiled))
+            failed += 1
+        else:
+            runnable.append((req, compiled))
+    outcomes = backend.run_many(
+        [c for _, c in runnable], chunk_size=chunk_size, timeout_s=timeout_s
+    )
+    for (req, _), outcome in zip(runnable, outcomes, strict=True):
+        _finish(session, req, outcome)
+        done, failed = (done + 1, failed) if outcome.ok else (done, failed + 1)
+    session.flush()
+    return ExecutionReport(done, failed)
+
+
+def run_queued(
+    backend: SearchBackend,
+    transaction: Callable[[], AbstractContextManager[Session]],
+    *,
+    limit: int,
+    chunk_size: int,
+    timeout_s: float,
+) -> ExecutionReport:
+    """Claim (commit), search, record (commit): a crash leaves RUNNING rows for `requeue_stale`."""
+    with transaction() as session:
+        ids = claim(session, limit=limit)
+    if not ids:
+        return ExecutionReport()
+    with transaction() as session:
+        return execute(session, backend, ids, chunk_size=chunk_size, timeout_s=timeout_s)
+
+
+def requeue_stale(session: Session, *, older_than: timedelta) -> int:
+    """Requests left RUNNING by a crashed worker go back to the queue."""
+    cutoff = utcnow() - older_than
+    stale = (
+        session.execute(
+            select(ImportedRequest).where(
+                ImportedRequest.status == RUNNING, ImportedRequest.updated_at < cutoff
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for req in stale:
+        req.status, req.updated_at = QUEUED, utcnow()
+        session.execute(
+            update(Execution)
+            .where(Execution.request_id == req.id, Execution.status == RUNNING)
+            .values(status=FAILED, finished_at=utcnow(), error="worker lost")
+        )
+    session.flush()
+    return len(stale)

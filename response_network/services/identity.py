@@ -1,0 +1,188 @@
+"""The response network is the authority for users and profile types."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from response_network.models import AuditLog, Batch, ProfileType, User
+from shared import audit
+from shared.query_spec import ProfileRules
+from shared.records import ProfileTypeData, UserData
+from shared.security.passwords import hash_password
+from transfer.exchange import ExportedBatch, Outbound, export_records
+from transfer.format import Record
+
+
+class IdentityError(ValueError):
+    pass
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    profile_type: str,
+    role: str = "user",
+    rounds: int = 12,
+    actor: str = "cli",
+) -> User:
+    if session.get(ProfileType, profile_type) is None:
+        raise IdentityError(f"unknown profile type {profile_type!r}")
+    if session.execute(select(User).where(User.username == username)).first():
+        raise IdentityError(f"user {username!r} already exists")
+    password_hash = hash_password(password, rounds=rounds)
+    try:
+        UserData(
+            username=username,
+            password_hash=password_hash,
+            role=role,
+            profile_type=profile_type,
+            active=True,
+            rate_limits=None,
+        )
+    except ValidationError as exc:
+        raise IdentityError(_first_error(exc)) from None
+    user = User(
+        id=str(uuid.uuid4()),
+        username=username,
+        password_hash=password_hash,
+        role=role,
+        profile_type=profile_type,
+        active=True,
+        version=1,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        AuditLog,
+        actor=actor,
+        action="user.created",
+        target=user.id,
+        detail={"username": username, "role": role, "profile_type": profile_type},
+    )
+    return user
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+
+
+def load_profile_types(session: Session, path: Path, *, actor: str = "cli") -> list[ProfileType]:
+    """Create or update profile types from a JSON list; all or nothing."""
+    try:
+        raw: Any = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise IdentityError(f"{path}: {exc}") from None
+    if not isinstance(raw, list):
+        raise IdentityError(f"{path}: expected a JSON list of profile types")
+    loaded = []
+    for i, item in enumerate(raw):
+        try:
+            data = ProfileTypeData.model_validate(item)
+        except ValidationError as exc:
+            raise IdentityError(f"{path}: item {i}: {_first_error(exc)}") from None
+        values = data.model_dump(mode="json")
+        current = session.get(ProfileType, data.name)
+        if current is None:
+            current = ProfileType(version=1, exported_version=0, **values)
+            session.add(current)
+        elif any(getattr(current, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(current, k, v)
+            current.version += 1
+        loaded.append(current)
+    session.flush()
+    audit.record(
+        session,
+        AuditLog,
+        actor=actor,
+        action="profile_types.loaded",
+        target=str(path.name),
+        detail={"names": [p.name for p in loaded]},
+    )
+    return loaded
+
+
+def profile_rules(profile: ProfileType) -> ProfileRules:
+    return ProfileRules(
+        name=profile.name,
+        index=profile.index,
+        fields=profile.fields,
+        return_fields=profile.return_fields,
+        max_size=profile.max_size,
+    )
+
+
+def export_identity(session: Session, out: Outbound) -> list[ExportedBatch]:
+    """Profile types first, then users, each only when changed since the last export."""
+    batches: list[ExportedBatch] = []
+    profiles = (
+        session.execute(
+            select(ProfileType)
+            .where(ProfileType.exported_version < ProfileType.version)
+            .order_by(ProfileType.name)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    if profiles:
+        batches += export_records(
+            session,
+            Batch,
+            out,
+            stream="profile_types",
+            records=[
+                Record(
+                    type="profile_type",
+                    id=p.name,
+                    version=p.version,
+                    data=ProfileTypeData.model_validate(p, from_attributes=True).model_dump(
+                        mode="json"
+                    ),
+                )
+                for p in profiles
+            ],
+        )
+        for p in profiles:
+            p.exported_version = p.version
+    users = (
+        session.execute(
+            select(User)
+            .where(User.exported_version < User.version)
+            .order_by(User.username)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    if users:
+        batches += export_records(
+            session,
+            Batch,
+            out,
+            stream="users",
+            records=[
+                Record(
+                    type="user",
+                    id=u.id,
+                    version=u.version,
+                    data=UserData.model_validate(u, from_attributes=True).model_dump(mode="json"),
+                )
+                for u in users
+            ],
+        )
+        for u in users:
+            u.exported_version = u.version
+    session.flush()
+    return batches

@@ -1,0 +1,44 @@
+"""Helpers every `ferry` sub-command uses: clear errors, JSON or readable output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+console = Console(stderr=False)
+errors = Console(stderr=True)
+
+
+def emit(result: Any) -> None:
+    """Print a command's result as indented JSON (stable for scripts, readable for people)."""
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into one clear line and a non-zero exit, never a traceback."""
+
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ValidationError as exc:
+            lines = [
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+            ]
+            raise fail("invalid settings or input:\n  " + "\n  ".join(lines)) from None
+        except (ValueError, OSError) as exc:
+            raise fail(str(exc)) from None
+
+    return run

@@ -1,0 +1,70 @@
+"""Column sets both networks' models share (each network keeps its own metadata)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import utcnow
+
+Timestamp = DateTime(timezone=True)
+
+
+class BatchColumns:
+    """A batch file this network wrote (`direction='out'`) or imported (`direction='in'`)."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # batch_id (UUIDv7)
+    direction: Mapped[str] = mapped_column(String(3))
+    stream: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    destination: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+    prev_digest: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    record_count: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    acked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class AuditColumns:
+    """One append-only audit row; `hash` chains it to the row before."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class UserColumns:
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    profile_type: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    rate_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class ProfileTypeColumns:
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index: Mapped[str] = mapped_column(String(255))
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    return_fields: Mapped[list[str]] = mapped_column(JSON)
+    max_size: Mapped[int] = mapped_column(Integer)
+    rate_limits: Mapped[dict[str, int]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+__all__ = ["AuditColumns", "BatchColumns", "ProfileTypeColumns", "Timestamp", "UserColumns"]

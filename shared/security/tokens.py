@@ -1,0 +1,65 @@
+"""JWT access tokens behind one small module: the algorithm and key never come from the token."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from jose import JWTError, jwt
+
+ALGORITHMS = ["HS256"]
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "iss", "jti")
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    sub: str
+    role: str
+    jti: str
+    exp: datetime
+
+
+def issue_token(
+    *, subject: str, role: str, secret: str, issuer: str, audience: str, minutes: int
+) -> tuple[str, datetime]:
+    now = datetime.now(UTC)
+    exp = now + timedelta(minutes=minutes)
+    claims = {
+        "sub": subject,
+        "role": role,
+        "iss": issuer,
+        "aud": audience,
+        "iat": int(now.timestamp()),
+        "exp": int(exp.timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHMS[0]), exp
+
+
+def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> TokenClaims:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=ALGORITHMS,
+            audience=audience,
+            issuer=issuer,
+            options={f"require_{c}": True for c in REQUIRED_CLAIMS}
+            | {"verify_aud": True, "verify_iss": True},
+        )
+    except JWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    missing = [c for c in REQUIRED_CLAIMS if c not in claims]
+    if missing or not isinstance(claims.get("role"), str):
+        raise InvalidToken(f"token lacks required claims: {', '.join(missing) or 'role'}")
+    return TokenClaims(
+        sub=str(claims["sub"]),
+        role=claims["role"],
+        jti=str(claims["jti"]),
+        exp=datetime.fromtimestamp(claims["exp"], UTC),
+    )

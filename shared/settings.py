@@ -1,0 +1,79 @@
+"""Settings both networks share; each network subclasses `FerrySettings` with its env prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Secrets that ship in the repository for the demo. Refused everywhere else.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo-only-secret"})
+
+NetworkId = str
+
+
+class FerrySettings(BaseSettings):
+    """What both networks need; `production` mode refuses placeholder secrets."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+
+    mode: Literal["demo", "production"] = "production"
+    network_id: NetworkId
+    peer_network_id: NetworkId
+
+    database_url: str = "sqlite:///var/ferry.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = None  # defaults to redis_url
+    celery_eager: bool = False  # run tasks in-process (demo)
+
+    transfer_dir: Path = Path("var/transfer")
+    signing_key: Path = Path("var/keys/network.ed25519.pem")
+    peer_public_keys: list[Path] = Field(default_factory=lambda: [Path("var/keys/peer")])
+
+    jwt_secret: SecretStr = SecretStr("change-me")
+    jwt_issuer: str = "ferry"
+    jwt_audience: str = "ferry-api"
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+
+    batch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    batch_max_records: int = Field(default=10_000, ge=1)
+    batch_max_line_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    batch_ttl_hours: int = Field(default=7 * 24, ge=1)
+
+    export_interval_s: int = Field(default=30, ge=5)
+    import_interval_s: int = Field(default=30, ge=5)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> FerrySettings:
+        if self.mode != "demo" and self.jwt_secret.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "jwt_secret is a placeholder; set a real secret (or mode=demo for the demo)"
+            )
+        if self.mode != "demo" and len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("jwt_secret must be at least 32 characters outside the demo")
+        if self.network_id == self.peer_network_id:
+            raise ValueError("network_id and peer_network_id must differ")
+        return self
+
+    @property
+    def outbox(self) -> Path:
+        return self.transfer_dir / "outbox"
+
+    @property
+    def inbox(self) -> Path:
+        return self.transfer_dir / "inbox"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.transfer_dir / "quarantine"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.transfer_dir / "processed"
+
+    @property
+    def celery_broker(self) -> str:
+        return self.broker_url or self.redis_url

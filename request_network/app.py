@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from request_network.api.routes import router
 from request_network.settings import RequestSettings, get_settings
+from shared.http import BodySizeLimit
 from shared.problems import install_problem_handlers
 
 
@@ -14,4 +15,5 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     install_problem_handlers(app)
     app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     return app

@@ -16,7 +16,7 @@ class RequestSettings(FerrySettings):
     peer_network_id: str = "response"
     page_size_max: int = 100
     response_cache_seconds: int = 300
-    max_query_bytes: int = 16 * 1024
+    max_body_bytes: int = 64 * 1024
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,10 +16,19 @@ db = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db, name="db")
 
 
-def _settings():
+TransferDir = Annotated[
+    Path | None,
+    typer.Option("--transfer-dir", help="Overrides FERRY_REQUEST_TRANSFER_DIR for this run"),
+]
+
+
+def _settings(transfer_dir: Path | None = None):
     from request_network.settings import get_settings
 
-    return get_settings()
+    settings = get_settings()
+    if transfer_dir is not None:
+        settings = settings.model_copy(update={"transfer_dir": transfer_dir})
+    return settings
 
 
 @app.command()
@@ -62,20 +72,20 @@ def db_upgrade(revision: str = "head"):
 
 @app.command("export")
 @friendly
-def export_cmd():
+def export_cmd(transfer_dir: TransferDir = None):
     """Write pending requests to the outbox as signed batches."""
     from request_network import jobs
 
-    emit(jobs.export(_settings()))
+    emit(jobs.export(_settings(transfer_dir)))
 
 
 @app.command("import")
 @friendly
-def import_cmd():
+def import_cmd(transfer_dir: TransferDir = None):
     """Import results and identity batches waiting in the inbox."""
     from request_network import jobs
 
-    result = jobs.import_inbox(_settings())
+    result = jobs.import_inbox(_settings(transfer_dir))
     emit(result)
     if any(f["status"] == "quarantined" for f in result["files"]):
         raise typer.Exit(3)

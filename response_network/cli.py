@@ -21,10 +21,19 @@ for sub, name in ((db, "db"), (users, "users"), (profile_types, "profile-types")
     app.add_typer(sub, name=name)
 
 
-def _settings():
+TransferDir = Annotated[
+    Path | None,
+    typer.Option("--transfer-dir", help="Overrides FERRY_RESPONSE_TRANSFER_DIR for this run"),
+]
+
+
+def _settings(transfer_dir: Path | None = None):
     from response_network.settings import get_settings
 
-    return get_settings()
+    settings = get_settings()
+    if transfer_dir is not None:
+        settings = settings.model_copy(update={"transfer_dir": transfer_dir})
+    return settings
 
 
 @app.command()
@@ -68,11 +77,11 @@ def db_upgrade(revision: str = "head"):
 
 @app.command("import")
 @friendly
-def import_cmd():
+def import_cmd(transfer_dir: TransferDir = None):
     """Import request batches waiting in the inbox."""
     from response_network import jobs
 
-    result = jobs.import_inbox(_settings())
+    result = jobs.import_inbox(_settings(transfer_dir))
     emit(result)
     if any(f["status"] == "quarantined" for f in result["files"]):
         raise typer.Exit(3)
@@ -89,11 +98,11 @@ def execute():
 
 @app.command("export")
 @friendly
-def export_cmd():
+def export_cmd(transfer_dir: TransferDir = None):
     """Write results (and changed users and profile types) to the outbox."""
     from response_network import jobs
 
-    emit(jobs.export(_settings()))
+    emit(jobs.export(_settings(transfer_dir)))
 
 
 @users.command("create")

@@ -177,3 +177,38 @@ def test_transfer_verify_passes_good_files_and_lists_every_failure(tmp_path, key
     assert wrong_dest.returncode == 1
     assert "destination" in wrong_dest.stderr
     assert "key" in wrong_dest.stderr, "both failures are listed, not only the first"
+
+
+def test_step_commands_take_the_transfer_dir_option(tmp_path, keys):
+    env = demo_env(tmp_path, keys) | {"FERRY_NEW_USER_PASSWORD": "another-password"}
+    assert ferry("response", "db", "upgrade", env=env).returncode == 0
+    assert (
+        ferry(
+            "response",
+            "profile-types",
+            "load",
+            str(ROOT / "ferry/demo_data/profile_types.json"),
+            env=env,
+        ).returncode
+        == 0
+    )
+    assert (
+        ferry(
+            "response",
+            "users",
+            "create",
+            "--username",
+            "amy",
+            "--profile-type",
+            "articles",
+            env=env,
+        ).returncode
+        == 0
+    )
+    elsewhere = tmp_path / "media"
+    run = ferry("response", "export", "--transfer-dir", str(elsewhere), env=env)
+    assert run.returncode == 0, run.stderr
+    files = [Path(b["file"]) for b in orjson.loads(run.stdout)["batches"]]
+    assert {f.name.split("-")[0] for f in files} == {"profile_types", "users"}
+    assert all(f.parent == elsewhere / "outbox" and f.exists() for f in files)
+    assert not (tmp_path / "response" / "outbox").exists()

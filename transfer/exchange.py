@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from shared.jsonutil import canonical
 from shared.records import AckData, validate_record
 from transfer import ledger
 from transfer.format import (
     BatchRejected,
     Limits,
     Record,
+    chunk_records,
     file_digest,
     open_batch,
     parse_batch_filename,
+    record_line,
     write_batch,
 )
 from transfer.keys import SigningKey
@@ -74,33 +75,14 @@ class ExportedBatch:
     record_ids: tuple[str, ...]
 
 
-def _chunks(records: Iterable[Record], limits: Limits, reserve: int) -> Iterator[list[Record]]:
-    """Split records so that each chunk fits the batch limits (line sizes measured exactly)."""
-    chunk: list[Record] = []
-    size = 0
-    budget = limits.max_batch_bytes - reserve
-    for rec in records:
-        line = (
-            len(
-                canonical(
-                    {
-                        "kind": "record",
-                        "type": rec.type,
-                        "id": rec.id,
-                        "version": rec.version,
-                        "data": rec.data,
-                    }
-                )
-            )
-            + 1
-        )
-        if chunk and (len(chunk) + 1 > limits.max_records - 64 or size + line > budget):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(rec)
-        size += line
-    if chunk:
-        yield chunk
+def _room_after_acks(limits: Limits, acks: list[Record]) -> Limits:
+    """The limits left for data records once the acks riding in every batch are counted."""
+    ack_bytes = sum(len(record_line(a)) for a in acks)
+    return replace(
+        limits,
+        max_batch_bytes=limits.max_batch_bytes - ack_bytes,
+        max_records=limits.max_records - len(acks),
+    )
 
 
 def ack_records(session: Session, batch_model: type, *, peer: str) -> list[Record]:
@@ -125,10 +107,9 @@ def export_records(
     """
     ledger.lock_stream(session, stream=stream, source=out.source)
     acks = ack_records(session, batch_model, peer=out.destination)
-    reserve = 64 * 1024 + sum(len(canonical(a.data)) + 128 for a in acks)
     exported = []
     out.outbox.mkdir(parents=True, exist_ok=True)
-    for chunk in _chunks(records, out.limits, reserve):
+    for chunk in chunk_records(records, _room_after_acks(out.limits, acks)):
         seq, prev = ledger.next_outgoing(session, batch_model, stream=stream, source=out.source)
         written = write_batch(
             out.outbox,

@@ -227,3 +227,17 @@ def test_two_exporters_at_once_never_export_a_request_twice(net, pg_urls):
                 )
             )
         engine.dispose()
+
+
+def test_a_large_export_splits_into_batches_that_all_import(net, rq_session, rs_session):
+    small = {"request": net["request"].model_copy(update={"batch_max_bytes": 8 * 1024})}
+    submitted = seed_request_side(rq_session, 40)
+    report = export_requests(rq_session, outbound_from(small["request"]))
+    rq_session.commit()
+    assert len(report.batches) > 1, "8 KiB batches cannot hold 40 requests"
+    assert all(b.bytes <= 8 * 1024 for b in report.batches)
+    assert [b.seq for b in report.batches] == list(range(1, len(report.batches) + 1))
+    carry(net["request"].outbox, net["response"].inbox)
+    outcomes = import_requests(inbound_from(net["response"]), tx_factory(rs_session))
+    assert {o.status for o in outcomes} == {"imported"}
+    assert sum(o.records for o in outcomes) == len(submitted)

@@ -27,12 +27,16 @@ SettingsDep = Annotated[RequestSettings, Depends(get_settings)]
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """The request owns the transaction: commit after the endpoint, roll back on error."""
+    """The request owns the transaction: commit after the endpoint, roll back on error.
+
+    Function scope commits before the reply is sent, so a client that reads right after a
+    202 finds what it created.
+    """
     with transaction(settings.database_url) as session:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_cache(settings: SettingsDep) -> Redis:

@@ -57,9 +57,13 @@ def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> Toke
     missing = [c for c in REQUIRED_CLAIMS if c not in claims]
     if missing or not isinstance(claims.get("role"), str):
         raise InvalidToken(f"token lacks required claims: {', '.join(missing) or 'role'}")
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, int):
+        raise InvalidToken("exp must be an integer timestamp")
+    try:
+        expires = datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidToken("exp is out of range") from None
     return TokenClaims(
-        sub=str(claims["sub"]),
-        role=claims["role"],
-        jti=str(claims["jti"]),
-        exp=datetime.fromtimestamp(claims["exp"], UTC),
+        sub=str(claims["sub"]), role=claims["role"], jti=str(claims["jti"]), exp=expires
     )

@@ -19,7 +19,9 @@ _BAD_LOGIN = Problem(
 def login(session: Session, settings: RequestSettings, *, username: str, password: str) -> dict:
     """Same reply and the same bcrypt work whether or not the account exists."""
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    ok = verify_password(password, user.password_hash if user else None)
+    ok = verify_password(
+        password, user.password_hash if user else None, rounds=settings.bcrypt_rounds
+    )
     if not ok or user is None or not user.active:
         raise _BAD_LOGIN
     token, exp = issue_token(

@@ -85,12 +85,14 @@ def load_profile_types(session: Session, path: Path, *, actor: str = "cli") -> l
         raise IdentityError(f"{path}: {exc}") from None
     if not isinstance(raw, list):
         raise IdentityError(f"{path}: expected a JSON list of profile types")
-    loaded = []
-    for i, item in enumerate(raw):
+    items = []
+    for i, item in enumerate(raw):  # validate every item before changing anything
         try:
-            data = ProfileTypeData.model_validate(item)
+            items.append(ProfileTypeData.model_validate(item))
         except ValidationError as exc:
             raise IdentityError(f"{path}: item {i}: {_first_error(exc)}") from None
+    loaded = []
+    for data in items:
         values = data.model_dump(mode="json")
         current = session.get(ProfileType, data.name)
         if current is None:

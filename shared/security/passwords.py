@@ -28,11 +28,12 @@ def hash_password(password: str, *, rounds: int = 12) -> str:
     return _context(rounds).hash(check_length(password))
 
 
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Constant work whether or not the user exists: an unknown user checks a dummy hash."""
+def verify_password(password: str, password_hash: str | None, *, rounds: int = 12) -> bool:
+    """The same work whether or not the user exists: an unknown user checks a dummy hash made
+    at `rounds`, the cost the real hashes use."""
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         return False
-    ctx = _context(12)
+    ctx = _context(rounds)
     if not password_hash:
         ctx.dummy_verify()
         return False

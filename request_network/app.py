@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from request_network.api.routes import router
+from request_network.api import auth, health, requests
 from request_network.settings import RequestSettings, get_settings
 from shared.http import BodySizeLimit
 from shared.problems import install_problem_handlers
@@ -14,6 +14,7 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     app = FastAPI(title="Ferry request network", version="1")
     app.state.settings = settings or get_settings()
     install_problem_handlers(app)
-    app.include_router(router)
+    for module in (auth, requests, health):
+        app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     return app

@@ -1,30 +1,24 @@
-"""Request API routes: parse, authorize, call one service, shape the reply."""
+"""A user's own requests and their responses."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Response, status
-from sqlalchemy import text
+from fastapi import APIRouter, Query, Response, status
 
 from request_network.api.deps import CacheDep, SessionDep, SettingsDep, UserDep
 from request_network.api.schemas import (
     Accepted,
-    Health,
     RequestOut,
     RequestPage,
     ResponseOut,
     StatusEvent,
     SubmitRequest,
-    Token,
 )
 from request_network.models import Request
-from request_network.services import auth, requests
-from shared.cache import redis_ok
-from shared.problems import Problem
-from shared.security.passwords import MAX_PASSWORD_BYTES
+from request_network.services import requests
 
-router = APIRouter()
+router = APIRouter(tags=["requests"])
 
 
 def _out(r: Request) -> RequestOut:
@@ -39,28 +33,10 @@ def _out(r: Request) -> RequestOut:
     )
 
 
-@router.post("/api/v1/auth/login", response_model=Token, tags=["auth"])
-def login(
-    session: SessionDep,
-    settings: SettingsDep,
-    username: Annotated[str, Form(min_length=1, max_length=64)],
-    password: Annotated[str, Form(min_length=1, max_length=256)],
-) -> dict:
-    if len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise Problem(
-            422,
-            "Invalid request",
-            f"password is longer than {MAX_PASSWORD_BYTES} bytes",
-            errors=[{"loc": "body.password", "msg": "too long"}],
-        )
-    return auth.login(session, settings, username=username, password=password)
-
-
 @router.post(
     "/api/v1/requests",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    tags=["requests"],
 )
 def submit(body: SubmitRequest, session: SessionDep, user: UserDep, response: Response) -> Accepted:
     req = requests.submit(session, user, profile_type=body.profile_type, query=body.query)
@@ -75,7 +51,7 @@ def submit(body: SubmitRequest, session: SessionDep, user: UserDep, response: Re
     )
 
 
-@router.get("/api/v1/requests", response_model=RequestPage, tags=["requests"])
+@router.get("/api/v1/requests", response_model=RequestPage)
 def list_requests(
     session: SessionDep,
     user: UserDep,
@@ -89,28 +65,15 @@ def list_requests(
     return RequestPage(items=[_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/api/v1/requests/{request_id}", response_model=RequestOut, tags=["requests"])
+@router.get("/api/v1/requests/{request_id}", response_model=RequestOut)
 def get_request(request_id: str, session: SessionDep, user: UserDep) -> RequestOut:
     return _out(requests.get_own(session, user, request_id))
 
 
-@router.get("/api/v1/requests/{request_id}/response", response_model=ResponseOut, tags=["requests"])
+@router.get("/api/v1/requests/{request_id}/response", response_model=ResponseOut)
 def get_response(
     request_id: str, session: SessionDep, user: UserDep, cache: CacheDep, settings: SettingsDep
 ) -> dict:
     return requests.get_response(
         session, user, request_id, cache=cache, ttl=settings.response_cache_seconds
     )
-
-
-@router.get("/health", response_model=Health, tags=["health"])
-def health(session: SessionDep, cache: CacheDep, response: Response) -> Health:
-    checks = {"database": "ok", "redis": "ok" if redis_ok(cache) else "unavailable"}
-    try:
-        session.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any database failure means "unavailable"
-        checks["database"] = "unavailable"
-    state = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
-    if checks["database"] != "ok":
-        response.status_code = 503
-    return Health(status=state, checks=checks)

@@ -1,0 +1,25 @@
+"""Health: no authentication, says which dependency is down."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+
+from request_network.api.deps import CacheDep, SessionDep
+from request_network.api.schemas import Health
+from shared.cache import redis_ok
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health)
+def health(session: SessionDep, cache: CacheDep, response: Response) -> Health:
+    checks = {"database": "ok", "redis": "ok" if redis_ok(cache) else "unavailable"}
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any database failure means "unavailable"
+        checks["database"] = "unavailable"
+    state = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
+    if checks["database"] != "ok":
+        response.status_code = 503
+    return Health(status=state, checks=checks)

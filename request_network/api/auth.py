@@ -12,7 +12,7 @@ from request_network.services import auth
 from shared.problems import Problem
 from shared.security.passwords import MAX_PASSWORD_BYTES
 
-router = APIRouter()
+router = APIRouter(tags=["auth"])
 
 
 @router.post("/api/v1/auth/login", response_model=Token)

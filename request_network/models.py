@@ -100,11 +100,52 @@ class ApiKey(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     key_hmac: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(4), default="live", server_default="live")
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class RateLimitOverride(Base):
+    """Custom limits an admin set for one user; None keeps the profile type's limit."""
+
+    __tablename__ = "rate_limit_overrides"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    minute: Mapped[int | None] = mapped_column(Integer)
+    hour: Mapped[int | None] = mapped_column(Integer)
+    day: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[str] = mapped_column(String(36))
+    set_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class RateLimitViolation(Base):
+    """One blocked request: who, which window, the count it would have reached, when."""
+
+    __tablename__ = "rate_limit_violations"
+    __table_args__ = (Index("ix_rate_limit_violations_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36))
+    window: Mapped[str] = mapped_column(String(8))
+    count: Mapped[int] = mapped_column(Integer)
+    limit: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(255), default="")
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class AccountLock(Base):
+    """Failed logins of an account and, once past the threshold, how long it stays locked."""
+
+    __tablename__ = "account_locks"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class AuditLog(AuditColumns, Base):

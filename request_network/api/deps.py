@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +16,7 @@ from request_network.services.auth import user_for_token
 from request_network.settings import RequestSettings
 from shared.cache import get_redis
 from shared.db import transaction
+from shared.problems import Problem
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login")
 
@@ -46,10 +48,46 @@ def get_cache(settings: SettingsDep) -> Redis:
 CacheDep = Annotated[Redis, Depends(get_cache)]
 
 
-def current_user(
+ROLE_RANK = {"user": 0, "operator": 1, "admin": 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling and with what: a user, the credential kind, and its scopes."""
+
+    user: User
+    via: str  # "jwt" or "api_key"
+    jti: str | None = None
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+
+def current_principal(
     session: SessionDep, settings: SettingsDep, token: Annotated[str, Depends(oauth2)]
-) -> User:
-    return user_for_token(session, settings, token)
+) -> Principal:
+    return Principal(user=user_for_token(session, settings, token), via="jwt")
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(role: str):
+    """A dependency that admits callers whose role is at least `role` (admin admits all)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if ROLE_RANK.get(principal.role, -1) < ROLE_RANK[role]:
+            raise Problem(403, "Forbidden", f"this needs the {role} role")
+        return principal
+
+    return check
+
+
+def current_user(principal: PrincipalDep) -> User:
+    return principal.user
 
 
 UserDep = Annotated[User, Depends(current_user)]
+OperatorDep = Annotated[Principal, Depends(require_role("operator"))]
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]

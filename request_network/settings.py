@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import FerrySettings
+from shared.settings import PLACEHOLDER_SECRETS, FerrySettings
 
 
 class RequestSettings(FerrySettings):
@@ -17,6 +19,29 @@ class RequestSettings(FerrySettings):
     page_size_max: int = 100
     response_cache_seconds: int = 300
     max_body_bytes: int = 64 * 1024
+
+    # Rate limits (DESIGN.md §4): ratios of the window's limit, grace length, Redis-down policy.
+    rate_limit_soft_ratio: float = Field(default=0.8, gt=0, le=1)
+    rate_limit_grace_ratio: float = Field(default=1.1, ge=1)
+    rate_limit_grace_seconds: int = Field(default=300, ge=0)
+    rate_limit_fail_open: bool = False  # closed: an air-gapped site's quota is the default
+
+    # API keys: HMAC-SHA256(pepper, key) is stored, never the key.
+    api_key_pepper: SecretStr = SecretStr("change-me")
+    api_key_environment: Literal["live", "test"] = "live"
+
+    # Login protection.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+    login_attempts_per_minute_per_ip: int = Field(default=20, ge=1)
+    login_attempts_per_minute_per_account: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_pepper(self) -> RequestSettings:
+        pepper = self.api_key_pepper.get_secret_value()
+        if self.mode != "demo" and (pepper in PLACEHOLDER_SECRETS or len(pepper) < 32):
+            raise ValueError("api_key_pepper must be a real secret of at least 32 characters")
+        return self
 
 
 @cache

@@ -75,7 +75,9 @@ NETS = {
         "request",
         RequestSettings,
         8000,
-        frozenset({"FERRY_POSTGRES_PASSWORD", "FERRY_REQUEST_JWT_SECRET"}),
+        frozenset(
+            {"FERRY_POSTGRES_PASSWORD", "FERRY_REQUEST_JWT_SECRET", "FERRY_REQUEST_API_KEY_PEPPER"}
+        ),
     ),
     "response": Net(
         "response",
@@ -90,6 +92,7 @@ NETS = {
 SECRET_VALUES = {
     "FERRY_POSTGRES_PASSWORD": "pg0123456789abcdef0123",
     "FERRY_REQUEST_JWT_SECRET": "jwtreq0123456789abcdef0123456789abcdef",
+    "FERRY_REQUEST_API_KEY_PEPPER": "pepper0123456789abcdef0123456789abcdef",
     "FERRY_RESPONSE_JWT_SECRET": "jwtresp0123456789abcdef0123456789abcdef",
     "FERRY_ELASTIC_PASSWORD": "es0123456789abcdef0123",
 }

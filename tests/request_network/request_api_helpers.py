@@ -62,6 +62,7 @@ def make_settings(database_url: str, **overrides: Any) -> RequestSettings:
         database_url=database_url,
         redis_url=TEST_REDIS_URL,
         jwt_secret=JWT_SECRET,
+        api_key_pepper="pepper-for-tests-0123456789abcdef0123",
         bcrypt_rounds=4,
     )
     values.update(overrides)

@@ -1,0 +1,7 @@
+"""Rate limits routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["rate-limits"])

@@ -22,8 +22,9 @@ def make_client(limit: int) -> TestClient:
 
 
 def test_declared_length_over_the_limit_is_413():
-    reply = make_client(100).post("/echo", content=b"{" + b" " * 200 + b"}",
-                                  headers={"content-type": "application/json"})
+    reply = make_client(100).post(
+        "/echo", content=b"{" + b" " * 200 + b"}", headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 413
     assert reply.headers["content-type"] == "application/problem+json"
     assert reply.json()["detail"] == "the limit is 100 bytes"
@@ -36,8 +37,9 @@ def test_streamed_body_over_the_limit_is_413():
             yield b"x" * 50
         yield b'"}'
 
-    reply = make_client(100).post("/echo", content=chunks(),
-                                  headers={"content-type": "application/json"})
+    reply = make_client(100).post(
+        "/echo", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 413
 
 

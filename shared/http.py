@@ -18,11 +18,12 @@ class BodyTooLarge(HTTPException):
 class BodySizeLimit:
     """413 problem+json for a body larger than `max_bytes` (declared or streamed)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
+        """Paths under `exempt_prefixes` stream large bodies and enforce their own limit."""
+        self.app, self.max_bytes, self.exempt = app, max_bytes, exempt_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path", "").startswith(self.exempt):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")

@@ -1,0 +1,16 @@
+"""The request network's operator endpoints (batches in and out, quarantine)."""
+
+from __future__ import annotations
+
+from request_network.api.deps import OperatorDep, get_session, get_settings
+from request_network.models import AuditLog
+from transfer.operator_api import network_operator_router
+
+
+def operator_actor(principal: OperatorDep) -> str:
+    return principal.user.username
+
+
+router = network_operator_router(
+    settings=get_settings, session=get_session, actor=operator_actor, audit_model=AuditLog
+)

@@ -1,0 +1,54 @@
+"""Response network routes: login, health, and the operator's batch endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Response
+from sqlalchemy import text
+
+from response_network.api.deps import (
+    OperatorDep,
+    SessionDep,
+    SettingsDep,
+    get_session,
+    get_settings,
+)
+from response_network.models import AuditLog
+from response_network.services import auth
+from shared.cache import get_redis, redis_ok
+from transfer.operator_api import network_operator_router
+
+router = APIRouter()
+
+
+@router.post("/api/v1/auth/login", tags=["auth"])
+def login(
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=72)],
+) -> dict:
+    return auth.login(session, settings, username=username, password=password)
+
+
+@router.get("/health", tags=["health"])
+def health(session: SessionDep, settings: SettingsDep, response: Response) -> dict:
+    checks = {"redis": "ok" if redis_ok(get_redis(settings.redis_url)) else "unavailable"}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception:  # noqa: BLE001 - any database failure means "unavailable"
+        checks["database"] = "unavailable"
+        response.status_code = 503
+    ok = all(v == "ok" for v in checks.values())
+    return {"status": "ok" if ok else "degraded", "checks": checks}
+
+
+def operator_actor(user: OperatorDep) -> str:
+    return user.username
+
+
+operator_routes = network_operator_router(
+    settings=get_settings, session=get_session, actor=operator_actor, audit_model=AuditLog
+)

@@ -7,18 +7,29 @@ from typing import Annotated
 
 import typer
 
-from shared.cli_util import emit, friendly
+from shared.cli_util import emit, fail, friendly
 
 app = typer.Typer(
     help="The request network: API, worker, beat and the batch steps.", no_args_is_help=True
 )
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db, name="db")
+audit = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit, name="audit")
 
 
 TransferDir = Annotated[
     Path | None,
     typer.Option("--transfer-dir", help="Overrides FERRY_REQUEST_TRANSFER_DIR for this run"),
+]
+
+
+AuditAnchor = Annotated[
+    str | None,
+    typer.Option(
+        "--anchor",
+        help="ID:HASH of a head printed by an earlier verify; fails if that row is gone",
+    ),
 ]
 
 
@@ -60,6 +71,23 @@ def beat():
     celery.start(["beat", "--loglevel=INFO"])
 
 
+@audit.command("verify")
+@friendly
+def audit_verify(anchor: AuditAnchor = None):
+    """Check the audit log's hash chain; exit 2 naming the first broken row.
+
+    Prints the row count and the head (last id and hash): write them down elsewhere and
+    pass them back as --anchor ID:HASH to also catch rows removed from the end.
+    """
+    from request_network.models import AuditLog
+    from shared.audit import verify_database
+
+    report = verify_database(_settings().database_url, AuditLog, anchor=anchor)
+    emit(report.as_dict())
+    if not report.ok:
+        raise fail(f"audit chain broken at row {report.first_broken_id}: {report.reason}", 2)
+
+
 @db.command("upgrade")
 @friendly
 def db_upgrade(revision: str = "head"):
@@ -89,3 +117,22 @@ def import_cmd(transfer_dir: TransferDir = None):
     emit(result)
     if any(f["status"] == "quarantined" for f in result["files"]):
         raise typer.Exit(3)
+
+
+@app.command()
+@friendly
+def resend(
+    stream: Annotated[str | None, typer.Option(help="Only batches of this stream")] = None,
+    seq: Annotated[int | None, typer.Option(min=1, help="Only this sequence number")] = None,
+    batch_id: Annotated[str | None, typer.Option("--batch-id", help="Only this batch")] = None,
+    transfer_dir: TransferDir = None,
+):
+    """Put unacknowledged batches (or the one named) back into the outbox, byte-identical.
+
+    Same seq, batch_id and bytes, copied from the kept file; exit 1 if one is gone.
+    """
+    from request_network import jobs
+    from transfer.cli import finish_resend
+
+    settings = _settings(transfer_dir)
+    finish_resend(jobs.resend(settings, stream=stream, seq=seq, batch_id=batch_id))

@@ -1,27 +1,39 @@
-"""Authentication routes."""
+"""Authentication routes: login, logout, and who the caller is."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request, Response, status
+from fastapi.responses import JSONResponse
 
-from request_network.api.deps import SessionDep, SettingsDep
+from request_network.api.auth_schemas import Me
+from request_network.api.deps import CacheDep, PrincipalDep, SessionDep, SettingsDep
 from request_network.api.schemas import Token
 from request_network.services import auth
-from shared.problems import Problem
+from shared.problems import Problem, problem_response
 from shared.security.passwords import MAX_PASSWORD_BYTES
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/api/v1/auth/login", response_model=Token)
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/api/v1/auth/login",
+    response_model=Token,
+    responses={401: {}, 429: {}, 503: {}},
+)
 def login(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    cache: CacheDep,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=256)],
-) -> dict:
+) -> dict | JSONResponse:
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise Problem(
             422,
@@ -29,4 +41,46 @@ def login(
             f"password is longer than {MAX_PASSWORD_BYTES} bytes",
             errors=[{"loc": "body.password", "msg": "too long"}],
         )
-    return auth.login(session, settings, username=username, password=password)
+    result = auth.login(
+        session,
+        settings,
+        cache,
+        username=username,
+        password=password,
+        client=client_address(request),
+    )
+    if result.refusal is not None:
+        # Returned, not raised: the transaction commits a lock and its audit row.
+        p = result.refusal
+        return problem_response(
+            p.status, p.title, p.detail, instance=request.url.path, headers=p.headers
+        )
+    return result.token
+
+
+@router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(principal: PrincipalDep, cache: CacheDep) -> Response:
+    """Revoke the bearer token this call carries (its `jti`) until it expires."""
+    if principal.via != "jwt" or principal.jti is None or principal.expires_at is None:
+        raise Problem(
+            400,
+            "Not a login session",
+            "logout ends a bearer-token session; revoke an API key with "
+            "DELETE /api/v1/api-keys/{key_id}",
+        )
+    auth.logout(cache, jti=principal.jti, expires_at=principal.expires_at)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/api/v1/auth/me", response_model=Me)
+def me(principal: PrincipalDep) -> Me:
+    """The caller: user, role, credential kind and effective scopes."""
+    return Me(
+        user_id=principal.user.id,
+        username=principal.user.username,
+        role=principal.role,
+        via=principal.via,
+        scopes=sorted(principal.scopes),
+        key_id=principal.key_id,
+        expires_at=principal.expires_at,
+    )

@@ -1,7 +1,258 @@
-"""Rate limits routes."""
+"""Rate limits: a user's own standing, admin views and controls, and the limited route.
+
+`RateLimitedRoute` puts the rate-limit headers on every reply of a limited endpoint once the
+caller is known: the charged decision on 202/429, a peek (nothing counted) on the 422s of
+schema or query validation, the policy alone when Redis cannot be reached.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from request_network.api.deps import AdminDep, SessionDep, SettingsDep, UserDep
+from request_network.api.schemas import (
+    RateLimitOverrideOut,
+    RateLimitStatus,
+    RateLimitViolationOut,
+    RateLimitViolationPage,
+    RateLimitWindow,
+    SetRateLimits,
+)
+from request_network.models import User
+from request_network.services import rate_limits
+from shared.problems import PROBLEM_JSON, Problem
+from shared.ratelimit import (
+    WINDOWS,
+    Decision,
+    RateLimiter,
+    RateLimiterUnavailable,
+    decision_headers,
+    policy_header,
+)
 
 router = APIRouter(tags=["rate-limits"])
+
+
+def get_limiter(settings: SettingsDep) -> RateLimiter:
+    return rate_limits.limiter_for(settings)
+
+
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
+
+
+# The limited route ----------------------------------------------------------------------
+
+
+@dataclass
+class Limited:
+    """A caller of a limited route: who, with which limiter and limits, and the decision.
+
+    The endpoint sets `decision` and `charged` after charging; the route reads them to
+    label the reply.
+    """
+
+    user: User
+    limiter: RateLimiter
+    limits: rate_limits.Limits
+    decision: Decision | None = None
+    charged: bool = False
+
+
+def limited_caller(
+    request: Request, session: SessionDep, user: UserDep, limiter: LimiterDep
+) -> Limited:
+    request.state.rate_limit = Limited(user, limiter, rate_limits.effective_limits(session, user))
+    return request.state.rate_limit
+
+
+LimitedDep = Annotated[Limited, Depends(limited_caller)]
+
+
+def too_many_requests(decision: Decision, instance: str) -> JSONResponse:
+    """429 problem+json naming the violated window(s); the route adds the headers."""
+    windows = decision.violated
+    body = {
+        "type": "about:blank",
+        "title": "Too many requests",
+        "status": 429,
+        "detail": (
+            f"rate limit exceeded in the {', '.join(windows)} window"
+            f"{'s' if len(windows) > 1 else ''}; retry after {decision.retry_after} s"
+        ),
+        "instance": instance,
+        "violated_windows": windows,
+        "retry_after": decision.retry_after,
+        "windows": {
+            w.window: {"limit": w.limit, "count": w.count, "state": w.state}
+            for w in decision.windows
+        },
+    }
+    return JSONResponse(body, status_code=429, media_type=PROBLEM_JSON)
+
+
+async def _headers(request: Request) -> dict[str, str]:
+    ctx: Limited | None = getattr(request.state, "rate_limit", None)
+    if ctx is None:
+        return {}  # the caller is not known (401, or a body that is not JSON)
+    if ctx.decision is not None:
+        return decision_headers(ctx.decision)
+    if ctx.charged:  # fail-open without Redis: the policy is all we know
+        return {"RateLimit-Policy": policy_header(ctx.limits.values)}
+    try:  # not charged (a 422): show where the caller stands, count nothing
+        decision = await run_in_threadpool(ctx.limiter.peek, ctx.user.id, ctx.limits.values)
+    except RateLimiterUnavailable:
+        return {"RateLimit-Policy": policy_header(ctx.limits.values)}
+    headers = decision_headers(decision)
+    headers.pop("Retry-After", None)  # this reply is not a refusal by the limiter
+    headers.pop("X-RateLimit-Warning", None)
+    return headers
+
+
+class RateLimitedRoute(APIRoute):
+    """An APIRoute whose every reply, errors included, carries the rate-limit headers."""
+
+    def get_route_handler(self) -> Callable:
+        handle = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            try:
+                response = await handle(request)
+            except RequestValidationError as exc:
+                handler = request.app.exception_handlers[RequestValidationError]
+                response = await handler(request, exc)
+            except Problem as exc:
+                if "RateLimit-Policy" not in exc.headers:  # the limiter's own 503 has it
+                    exc.headers = {**await _headers(request), **exc.headers}
+                raise
+            for name, value in (await _headers(request)).items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return limited
+
+
+# A user's own ---------------------------------------------------------------------------
+
+
+def _at(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _status_out(session, user: User, limiter: RateLimiter, *, admin: bool) -> RateLimitStatus:
+    limits, decision = rate_limits.status(session, user, limiter)
+    windows = [
+        RateLimitWindow(
+            window=w.window,
+            window_seconds=WINDOWS[w.window],
+            limit=w.limit,
+            source=limits.sources[w.window],
+            count=w.count,
+            remaining=w.remaining,
+            reset=w.reset,
+            state=w.state,
+            retry_after=-(-w.retry_after_ms // 1000),
+            grace_until=_at(w.grace_until_ms),
+            grace_reopens_at=_at(w.grace_reopens_at_ms),
+        )
+        for w in decision.windows
+    ]
+    out = RateLimitStatus(user_id=user.id, state=decision.state, windows=windows)
+    override = rate_limits.get_override(session, user) if admin else None
+    if override is not None:
+        out.override = RateLimitOverrideOut(
+            minute=override.minute,
+            hour=override.hour,
+            day=override.day,
+            reason=override.reason,
+            set_by=override.set_by,
+            set_at=override.set_at,
+        )
+    return out
+
+
+@router.get("/api/v1/rate-limits/me", response_model=RateLimitStatus)
+def my_rate_limits(session: SessionDep, user: UserDep, limiter: LimiterDep) -> RateLimitStatus:
+    return _status_out(session, user, limiter, admin=False)
+
+
+# Admin ----------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/admin/rate-limits/violations", response_model=RateLimitViolationPage)
+def list_violations(
+    session: SessionDep,
+    _admin: AdminDep,
+    user_id: str | None = None,
+    window: Literal["minute", "hour", "day"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RateLimitViolationPage:
+    rows, total = rate_limits.list_violations(
+        session,
+        user_id=user_id,
+        window=window,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return RateLimitViolationPage(
+        items=[
+            RateLimitViolationOut(
+                id=r.id,
+                user_id=r.user_id,
+                window=r.window,
+                count=r.count,
+                limit=r.limit,
+                path=r.path,
+                at=r.at,
+            )
+            for r in rows
+        ],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/api/v1/admin/rate-limits/{user_id}", response_model=RateLimitStatus)
+def user_rate_limits(
+    user_id: str, session: SessionDep, _admin: AdminDep, limiter: LimiterDep
+) -> RateLimitStatus:
+    user = rate_limits.get_user(session, user_id)
+    return _status_out(session, user, limiter, admin=True)
+
+
+@router.delete("/api/v1/admin/rate-limits/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def reset_rate_limits(
+    user_id: str, session: SessionDep, admin: AdminDep, limiter: LimiterDep
+) -> Response:
+    user = rate_limits.get_user(session, user_id)
+    rate_limits.reset(session, user, limiter, actor=admin.user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/api/v1/admin/users/{user_id}/rate-limits", response_model=RateLimitStatus)
+def set_rate_limits(
+    user_id: str, body: SetRateLimits, session: SessionDep, admin: AdminDep, limiter: LimiterDep
+) -> RateLimitStatus:
+    user = rate_limits.get_user(session, user_id)
+    rate_limits.set_override(
+        session,
+        user,
+        limits={w: getattr(body, w) for w in WINDOWS},
+        reason=body.reason,
+        actor=admin.user.id,
+    )
+    return _status_out(session, user, limiter, admin=True)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi import Request as HttpRequest
+from fastapi.responses import JSONResponse
 
 from request_network.api.deps import CacheDep, SessionDep, SettingsDep, UserDep
+from request_network.api.rate_limits import LimitedDep, RateLimitedRoute, too_many_requests
 from request_network.api.schemas import (
     Accepted,
     RequestOut,
@@ -16,7 +19,7 @@ from request_network.api.schemas import (
     SubmitRequest,
 )
 from request_network.models import Request
-from request_network.services import requests
+from request_network.services import rate_limits, requests
 
 router = APIRouter(tags=["requests"])
 
@@ -33,13 +36,29 @@ def _out(r: Request) -> RequestOut:
     )
 
 
-@router.post(
-    "/api/v1/requests",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=Accepted,
-)
-def submit(body: SubmitRequest, session: SessionDep, user: UserDep, response: Response) -> Accepted:
-    req = requests.submit(session, user, profile_type=body.profile_type, query=body.query)
+def submit(
+    body: SubmitRequest,
+    session: SessionDep,
+    caller: LimitedDep,
+    settings: SettingsDep,
+    request: HttpRequest,
+    response: Response,
+) -> Accepted | JSONResponse:
+    """Validate, then charge the rate limit (a 422 costs no quota), then accept."""
+    outcome = rate_limits.submit_within_limits(
+        session,
+        caller.user,
+        profile_type=body.profile_type,
+        query=body.query,
+        limiter=caller.limiter,
+        settings=settings,
+        path=request.url.path,
+        limits=caller.limits,
+    )
+    caller.decision, caller.charged = outcome.decision, True
+    req = outcome.request
+    if req is None:
+        return too_many_requests(outcome.decision, request.url.path)
     response.headers["Location"] = f"/api/v1/requests/{req.id}"
     return Accepted(
         id=req.id,
@@ -49,6 +68,18 @@ def submit(body: SubmitRequest, session: SessionDep, user: UserDep, response: Re
             "response": f"/api/v1/requests/{req.id}/response",
         },
     )
+
+
+# Every reply of the submission carries the rate-limit headers (see RateLimitedRoute).
+router.add_api_route(
+    "/api/v1/requests",
+    submit,
+    methods=["POST"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={429: {"description": "Rate limit exceeded (problem+json)"}},
+    route_class_override=RateLimitedRoute,
+)
 
 
 @router.get("/api/v1/requests", response_model=RequestPage)

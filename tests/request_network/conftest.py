@@ -13,7 +13,14 @@ from contextlib import suppress
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from request_api_helpers import PASSWORD, TEST_REDIS_URL, Seed, make_settings, truncate_request_db
+from request_api_helpers import (
+    PASSWORD,
+    TEST_REDIS_URL,
+    Seed,
+    clear_auth_keys,
+    make_settings,
+    truncate_request_db,
+)
 
 from request_network.app import create_app
 from request_network.settings import RequestSettings
@@ -35,8 +42,10 @@ def redis_client() -> Iterator[redis.Redis]:
 def api_db(rq_url: str, redis_client: redis.Redis) -> Iterator[str]:
     """The request database, emptied before and after the test (and its cache keys)."""
     truncate_request_db(rq_url)
+    clear_auth_keys(redis_client)
     yield rq_url
     ids = truncate_request_db(rq_url)
+    clear_auth_keys(redis_client)
     if ids:
         with suppress(redis.RedisError):  # no Redis, no cache keys to remove
             redis_client.delete(*(f"resp:{i}" for i in ids))

@@ -56,6 +56,18 @@ def truncate_request_db(url: str) -> list[str]:
     return ids
 
 
+def clear_auth_keys(client) -> None:
+    """Delete the login counters, locks and revocations tests leave in Redis (`auth:*`)."""
+    import redis
+
+    try:
+        keys = list(client.scan_iter(match="auth:*", count=500))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass  # no Redis, nothing to clean
+
+
 def make_settings(database_url: str, **overrides: Any) -> RequestSettings:
     values: dict[str, Any] = dict(
         mode="production",

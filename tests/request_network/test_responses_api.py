@@ -106,11 +106,12 @@ def test_with_redis_unreachable_the_response_comes_from_the_database(api_db, see
     request_id = seed.request(alice_id)
     seed.response(request_id, HITS)
     settings = make_settings(api_db, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
-
-    with TestClient(create_app(settings)) as client:
-        token = client.post(
+    with TestClient(create_app(make_settings(api_db))) as up:  # login itself needs Redis
+        token = up.post(
             "/api/v1/auth/login", data={"username": "alice", "password": PASSWORD}
         ).json()["access_token"]
+
+    with TestClient(create_app(settings)) as client:
         headers = {"Authorization": f"Bearer {token}"}
         replies = [client.get(response_url(request_id), headers=headers) for _ in range(2)]
 

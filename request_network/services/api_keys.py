@@ -1,0 +1,226 @@
+"""API keys: issue (the key is shown once), list, revoke, and authenticate a call by its key.
+
+Authentication order, cheapest and least revealing first: shape and checksum (no I/O at
+all), environment, one indexed lookup by key id, a constant-time HMAC comparison (a dummy
+one when no row matched), the Redis revocation mark, then the row's own revoked and expiry
+columns. The database row is authoritative; the Redis mark makes a revocation effective on
+the very next call even where a row might be cached or replicated with lag.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from request_network.models import ApiKey, AuditLog, User
+from request_network.services.auth import unauthorized, unavailable
+from request_network.settings import RequestSettings
+from shared import audit
+from shared.cache import redis_ok
+from shared.db import utcnow
+from shared.problems import Problem
+from shared.security.api_keys import (
+    SCOPES,
+    MalformedKey,
+    display_prefix,
+    generate_key,
+    hmac_matches,
+    key_hmac,
+    parse_key,
+    scopes_for_role,
+)
+from shared.security.clock import as_utc
+from shared.security.revocation import claim_last_used_slot, key_revoked, mark_key_revoked
+
+log = logging.getLogger("ferry.api_keys")
+MAX_ACTIVE_KEYS_PER_USER = 25
+LAST_USED_EVERY = timedelta(seconds=60)
+
+
+def key_status(key: ApiKey) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
+        return "expired"
+    return "active"
+
+
+def describe(key: ApiKey) -> dict[str, Any]:
+    """Everything about a key except the key itself (which is never stored)."""
+    return {
+        "key_id": key.key_id,
+        "prefix": display_prefix(key.environment, key.key_id),
+        "name": key.name,
+        "scopes": list(key.scopes),
+        "environment": key.environment,
+        "created_at": key.created_at,
+        "last_used_at": key.last_used_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "status": key_status(key),
+    }
+
+
+def create_key(
+    session: Session,
+    settings: RequestSettings,
+    cache: redis.Redis,
+    *,
+    user: User,
+    name: str,
+    scopes: list[str],
+    expires_in_days: int,
+) -> tuple[ApiKey, str]:
+    """A new key for `user`; returns the row and the key, which is never retrievable again.
+
+    Fails closed (503) without Redis, as DESIGN.md §4 requires of key issuing.
+    """
+    if not redis_ok(cache):
+        log.warning("API key refused: Redis is unreachable (key issuing fails closed)")
+        raise unavailable("issuing API keys")
+    wanted = sorted(set(scopes))
+    unknown = [s for s in wanted if s not in SCOPES]
+    if unknown:
+        raise Problem(422, "Invalid request", f"unknown scopes: {', '.join(unknown)}")
+    beyond = [s for s in wanted if s not in scopes_for_role(user.role)]
+    if beyond:
+        raise Problem(
+            403, "Forbidden", f"the {user.role} role cannot grant these scopes: {', '.join(beyond)}"
+        )
+    active = session.execute(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(
+            ApiKey.user_id == user.id,
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
+        )
+    ).scalar_one()
+    if active >= MAX_ACTIVE_KEYS_PER_USER:
+        raise Problem(
+            409,
+            "Too many API keys",
+            f"you already have {active} active keys (the most allowed); revoke one first",
+        )
+    parsed = generate_key(settings.api_key_environment)
+    now = utcnow()
+    key = ApiKey(
+        key_id=parsed.key_id,
+        user_id=user.id,
+        name=name,
+        key_hmac=key_hmac(parsed.key, settings.api_key_pepper.get_secret_value()),
+        environment=parsed.environment,
+        scopes=wanted,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_in_days),
+    )
+    session.add(key)
+    session.flush()
+    audit.record(
+        session,
+        AuditLog,
+        actor=user.id,
+        action="api_key.created",
+        target=key.key_id,
+        detail={"name": name, "scopes": wanted, "expires_at": key.expires_at},
+    )
+    return key, parsed.key
+
+
+def list_keys(session: Session, *, user: User) -> list[ApiKey]:
+    return list(
+        session.execute(
+            select(ApiKey)
+            .where(ApiKey.user_id == user.id)
+            .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+        ).scalars()
+    )
+
+
+def revoke_key(session: Session, cache: redis.Redis, *, user: User, key_id: str) -> ApiKey:
+    """Revoke one of the user's own keys at once; another user's key is a 404.
+
+    The database column is authoritative and always written; the Redis mark is best effort
+    (a revocation must not wait for Redis) and is set before the commit, so a failed commit
+    can only leave a key more revoked than recorded, never less.
+    """
+    key = session.execute(
+        select(ApiKey).where(ApiKey.key_id == key_id, ApiKey.user_id == user.id)
+    ).scalar_one_or_none()
+    if key is None:
+        raise Problem(404, "Not found", "no such API key")
+    try:
+        mark_key_revoked(cache, key.key_id, key.expires_at)
+    except redis.RedisError:
+        log.warning("API key %s revoked in the database only: Redis is unreachable", key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+        audit.record(
+            session,
+            AuditLog,
+            actor=user.id,
+            action="api_key.revoked",
+            target=key.key_id,
+            detail={"name": key.name},
+        )
+    return key
+
+
+def authenticate_key(
+    session: Session, settings: RequestSettings, cache: redis.Redis, raw: str
+) -> tuple[User, ApiKey, frozenset[str]]:
+    """The owner, the key and its effective scopes (never beyond the owner's current role)."""
+    try:
+        parsed = parse_key(raw)
+    except MalformedKey as exc:
+        raise unauthorized(f"malformed API key: {exc}") from None
+    if parsed.environment != settings.api_key_environment:
+        raise unauthorized(
+            f"this is a {parsed.environment} key; this server takes "
+            f"{settings.api_key_environment} keys"
+        )
+    found = session.execute(
+        select(ApiKey, User)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.key_id == parsed.key_id)
+    ).one_or_none()
+    key, user = (found[0], found[1]) if found else (None, None)
+    pepper = settings.api_key_pepper.get_secret_value()
+    if not hmac_matches(parsed.key, pepper, key.key_hmac if key else None) or key is None:
+        raise unauthorized("invalid API key")
+    try:
+        revoked = key_revoked(cache, key.key_id)
+    except redis.RedisError:
+        log.warning("API key revocation mark unreadable (Redis down); the database decides")
+        revoked = False
+    if revoked or key.revoked_at is not None:
+        raise unauthorized("this API key was revoked")
+    if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
+        raise unauthorized("this API key has expired")
+    if user is None or not user.active:
+        raise unauthorized("unknown or inactive user")
+    _touch(cache, key)
+    return user, key, frozenset(key.scopes) & scopes_for_role(user.role)
+
+
+def _touch(cache: redis.Redis, key: ApiKey) -> None:
+    """Record use at most once a minute per key (a Redis slot elects the one writer).
+
+    The time is written in the request's own transaction, so a call that fails and rolls
+    back may leave it up to a minute stale; it is bookkeeping, not a security control.
+    """
+    now = utcnow()
+    if key.last_used_at is not None and now - as_utc(key.last_used_at) < LAST_USED_EVERY:
+        return
+    try:
+        claimed = claim_last_used_slot(cache, key.key_id, int(LAST_USED_EVERY.total_seconds()))
+    except redis.RedisError:
+        claimed = True  # the row's own timestamp still throttles
+    if claimed:
+        key.last_used_at = now

@@ -1,0 +1,32 @@
+"""Per-user rate limits over minute, hour and day windows (DESIGN.md §4).
+
+One Lua script (``sliding_window.lua``) checks and charges every window atomically in one
+round trip; see ``policy`` for the thresholds and their rounding, ``decision`` for what a
+check returns and ``headers`` for how the API shows it.
+"""
+
+from shared.ratelimit.decision import BLOCKED, GRACE, OK, SOFT, Decision, WindowStatus
+from shared.ratelimit.headers import decision_headers, policy_header
+from shared.ratelimit.limiter import (
+    AsyncRateLimiter,
+    RateLimiter,
+    RateLimiterUnavailable,
+)
+from shared.ratelimit.policy import WINDOWS, Policy, keys_for
+
+__all__ = [
+    "BLOCKED",
+    "GRACE",
+    "OK",
+    "SOFT",
+    "WINDOWS",
+    "AsyncRateLimiter",
+    "Decision",
+    "Policy",
+    "RateLimiter",
+    "RateLimiterUnavailable",
+    "WindowStatus",
+    "decision_headers",
+    "keys_for",
+    "policy_header",
+]

@@ -1,0 +1,118 @@
+"""The limiter: one EVALSHA per check, all windows at once, reloaded on NOSCRIPT.
+
+``RateLimiter`` (sync redis-py, the API) and ``AsyncRateLimiter`` (redis.asyncio, the
+benchmark) share the script, the key layout and the reply parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from importlib import resources
+
+import redis
+import redis.asyncio
+from redis.exceptions import NoScriptError
+
+from shared.ratelimit.decision import Decision, parse_reply
+from shared.ratelimit.policy import Policy, check_limits, keys_for
+
+SCRIPT = resources.files(__package__).joinpath("sliding_window.lua").read_text()
+SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+#: Errors that mean "the limiter's Redis cannot answer now" (not a bug in the call).
+UNAVAILABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ReadOnlyError,
+)
+
+
+class RateLimiterUnavailable(Exception):
+    """Redis could not be reached; the caller decides to fail open or closed."""
+
+
+def _args(policy: Policy, charge: bool, limits: Mapping[str, int], now_ms: int | None) -> tuple:
+    # now_ms is a test-only override of redis.call('TIME'); production never passes it.
+    now = b"" if now_ms is None else str(int(now_ms)).encode()
+    return (b"1" if charge else b"0", now, *policy.script_args(limits))
+
+
+class RateLimiter:
+    """Sliding-window limits per user over minute, hour and day, in one round trip."""
+
+    def __init__(self, client: redis.Redis, policy: Policy | None = None) -> None:
+        self.client = client
+        self.policy = policy or Policy()
+
+    def _run(self, user_id: str, limits: Mapping[str, int], charge: bool, now_ms) -> Decision:
+        limits = check_limits(limits)
+        keys = keys_for(user_id)
+        args = _args(self.policy, charge, limits, now_ms)
+        try:
+            try:
+                reply = self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+            except NoScriptError:  # a restarted Redis or SCRIPT FLUSH: load it, try again
+                self.client.script_load(SCRIPT)
+                reply = self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+        except UNAVAILABLE as exc:
+            raise RateLimiterUnavailable(str(exc)) from exc
+        return parse_reply(reply, limits)
+
+    def check(
+        self, user_id: str, limits: Mapping[str, int], *, now_ms: int | None = None
+    ) -> Decision:
+        """Count one request if every window allows it; a blocked request counts nowhere."""
+        return self._run(user_id, limits, True, now_ms)
+
+    def peek(
+        self, user_id: str, limits: Mapping[str, int], *, now_ms: int | None = None
+    ) -> Decision:
+        """Where the user stands, and where a next request would fall; changes nothing."""
+        return self._run(user_id, limits, False, now_ms)
+
+    def reset(self, user_id: str) -> None:
+        """Forget the user's counters, grace periods and blocks (one DEL, one slot)."""
+        try:
+            self.client.delete(*keys_for(user_id))
+        except UNAVAILABLE as exc:
+            raise RateLimiterUnavailable(str(exc)) from exc
+
+
+class AsyncRateLimiter:
+    """The same limiter on redis.asyncio."""
+
+    def __init__(self, client: redis.asyncio.Redis, policy: Policy | None = None) -> None:
+        self.client = client
+        self.policy = policy or Policy()
+
+    async def _run(self, user_id: str, limits: Mapping[str, int], charge: bool, now_ms):
+        limits = check_limits(limits)
+        keys = keys_for(user_id)
+        args = _args(self.policy, charge, limits, now_ms)
+        try:
+            try:
+                reply = await self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+            except NoScriptError:
+                await self.client.script_load(SCRIPT)
+                reply = await self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+        except UNAVAILABLE as exc:
+            raise RateLimiterUnavailable(str(exc)) from exc
+        return parse_reply(reply, limits)
+
+    async def check(
+        self, user_id: str, limits: Mapping[str, int], *, now_ms: int | None = None
+    ) -> Decision:
+        return await self._run(user_id, limits, True, now_ms)
+
+    async def peek(
+        self, user_id: str, limits: Mapping[str, int], *, now_ms: int | None = None
+    ) -> Decision:
+        return await self._run(user_id, limits, False, now_ms)
+
+    async def reset(self, user_id: str) -> None:
+        try:
+            await self.client.delete(*keys_for(user_id))
+        except UNAVAILABLE as exc:
+            raise RateLimiterUnavailable(str(exc)) from exc

@@ -1,0 +1,128 @@
+-- Ferry rate limiter: every window of one user, checked and charged in one atomic call.
+--
+-- KEYS[i]  one hash per window, all in the user's cluster slot: rl:{u:<id>}:m|h|d
+--          fields: b = index of the current fixed bucket (floor(now / W))
+--                  c = requests counted in bucket b, p = requests in bucket b - 1
+--                  g = when this window's last grace period opened (ms)
+--                  x = 1 while the window is blocked until the count falls back to L
+-- ARGV[1]  "1" charge (check) or "0" look only (peek)
+-- ARGV[2]  "" in production: the time is redis.call('TIME'). Tests may pass a time in ms
+--          (a test-only override used to drive timelines; production never passes it).
+-- ARGV[3..] five integers per key: W (window ms), L (limit), S = floor(soft ratio * L),
+--          X = floor(grace ratio * L), G = grace length in ms, already min(grace, W).
+--
+-- The count is a sliding-window counter: c + ceil(p * (W - e) / W), e = ms into bucket b,
+-- exact integer arithmetic (every product stays far below 2^53).
+-- Returns {allowed, now_ms, then per key: state, count, reset_ms, retry_ms, grace_until,
+-- grace_reopens_at}; state 0 ok, 1 soft, 2 grace, 3 blocked. A blocked call changes no
+-- counter and no grace period; it only sets x on the windows it violated.
+
+local OK, SOFT, GRACE, BLOCKED = 0, 1, 2, 3
+local call, fmod, floor, max, tonumber = redis.call, math.fmod, math.floor, math.max, tonumber
+local charge = ARGV[1] == '1'
+local now
+if ARGV[2] ~= '' then
+  now = tonumber(ARGV[2])
+else
+  local t = call('TIME')
+  now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+end
+
+-- floor and ceiling of a / b for non-negative integers, exact (fmod is exact in IEEE 754)
+local function fdiv(a, b) return (a - fmod(a, b)) / b end
+local function cdiv(a, b)
+  local r = fmod(a, b)
+  if r > 0 then return (a - r) / b + 1 end
+  return (a - r) / b
+end
+
+-- ms from now until the count is at most L - 1, so that one more request is within L
+local function retry_ms(w)
+  local target = w.L - 1
+  if target < 0 then return w.W end  -- a zero limit never opens; look again in a window
+  if w.cur <= target then
+    local need = target - w.cur
+    if w.prev <= need then return 0 end
+    return w.W - fdiv(need * w.W, w.prev) - w.e
+  end
+  return (w.W - w.e) + w.W - fdiv(target * w.W, w.cur)
+end
+
+local windows, blocked = {}, false
+for i = 1, #KEYS do
+  local a = 3 + (i - 1) * 5
+  local W = tonumber(ARGV[a])
+  local w = {  -- every field named here, so the table is built once at its full size
+    W = W, L = tonumber(ARGV[a + 1]), S = tonumber(ARGV[a + 2]), X = tonumber(ARGV[a + 3]),
+    G = tonumber(ARGV[a + 4]), cur = 0, prev = 0, idx = fdiv(now, W), e = 0, count = 0,
+    g = false, grace_active = false, state = OK, stored = false, latched = false,
+  }
+  local h = call('HMGET', KEYS[i], 'b', 'c', 'p', 'g', 'x')
+  local b = tonumber(h[1])
+  w.stored = b
+  if b ~= nil then
+    if b >= w.idx then  -- same bucket (or a clock that stepped back: keep the newer bucket)
+      w.idx, w.cur, w.prev = b, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+    elseif b == w.idx - 1 then
+      w.prev = tonumber(h[2]) or 0
+    end
+  end
+  w.e = max(0, now - w.idx * w.W)
+  w.count = w.cur + cdiv(w.prev * (w.W - w.e), w.W)
+  w.g = tonumber(h[4])
+  w.grace_active = w.g ~= nil and w.G > 0 and now < w.g + w.G
+  local grace_free = w.G > 0 and (w.g == nil or now >= w.g + w.G + w.W)
+  local c = w.count + 1
+  w.latched = h[5] == '1'
+  if w.latched and c > w.L then w.state = BLOCKED
+  elseif c <= w.S then w.state = OK
+  elseif c <= w.L then w.state = SOFT
+  elseif c <= w.X and (w.grace_active or grace_free) then w.state = GRACE
+  else w.state = BLOCKED end
+  if w.state == BLOCKED then blocked = true end
+  windows[i] = w
+end
+
+-- A key lives until its counts have drained ((idx + 2) * W) and its grace period can no
+-- longer hold back a new one (g + G + W); that moment moves only when the bucket rolls or a
+-- grace period opens, so the expiry is set then (and whenever a block is recorded).
+local function ttl(w)
+  local until_ms = (w.idx + 2) * w.W
+  if w.g ~= nil and w.g + w.G + w.W > until_ms then until_ms = w.g + w.G + w.W end
+  return max(1, until_ms - now)
+end
+
+-- Numbers go to Redis as Lua formats them (%.14g): exact for every integer used here.
+local charged = charge and not blocked
+local out, n = {blocked and 0 or 1, now}, 2
+for i = 1, #windows do
+  local w = windows[i]
+  if charged then
+    local expire = w.stored ~= w.idx
+    w.cur, w.count = w.cur + 1, w.count + 1
+    if w.state == GRACE and not w.grace_active then
+      -- the first pass over L opens this window's grace period
+      w.g, w.grace_active, expire = now, true, true
+      call('HSET', KEYS[i], 'b', w.idx, 'c', w.cur, 'p', w.prev, 'x', 0, 'g', now)
+    elseif w.latched then
+      call('HSET', KEYS[i], 'b', w.idx, 'c', w.cur, 'p', w.prev, 'x', 0)
+    else
+      call('HSET', KEYS[i], 'b', w.idx, 'c', w.cur, 'p', w.prev)
+    end
+    if expire then call('PEXPIRE', KEYS[i], ttl(w)) end
+  elseif charge and w.state == BLOCKED then
+    call('HSET', KEYS[i], 'x', 1)
+    call('PEXPIRE', KEYS[i], ttl(w))
+  end
+  local reset = 0
+  if w.cur > 0 then reset = 2 * w.W - w.e elseif w.prev > 0 then reset = w.W - w.e end
+  local retry = 0
+  if not charged and w.count + 1 > w.L then retry = retry_ms(w) end
+  local grace_until, reopens = 0, 0
+  if w.grace_active then grace_until = w.g + w.G end
+  if w.g ~= nil and now < w.g + w.G + w.W then reopens = w.g + w.G + w.W end
+  out[n + 1], out[n + 2], out[n + 3] = w.state, w.count, reset
+  out[n + 4], out[n + 5], out[n + 6] = retry, grace_until, reopens
+  n = n + 6
+end
+return out

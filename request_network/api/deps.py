@@ -70,6 +70,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/rate-limits/me"): "requests:read",
     ("GET", "/api/v1/api-keys"): "keys:manage",
     ("DELETE", "/api/v1/api-keys/{key_id}"): "keys:manage",
+    ("GET", "/metrics"): "operator",
 }
 PREFIX_SCOPES: tuple[tuple[str, str], ...] = (
     ("/api/v1/admin/", "admin"),

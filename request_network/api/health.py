@@ -1,11 +1,12 @@
-"""Health: no authentication, says which dependency is down."""
+"""Health (no authentication; says which dependency is down) and metrics (operators)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from request_network.api.deps import CacheDep, SessionDep
+from request_network.api.deps import CacheDep, OperatorDep, SessionDep
 from request_network.api.schemas import Health
 from shared.cache import redis_ok
 
@@ -23,3 +24,9 @@ def health(session: SessionDep, cache: CacheDep, response: Response) -> Health:
     if checks["database"] != "ok":
         response.status_code = 503
     return Health(status=state, checks=checks)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(_operator: OperatorDep) -> Response:
+    """Prometheus metrics; scrape with an operator's API key (scope `operator`)."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

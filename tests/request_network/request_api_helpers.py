@@ -57,11 +57,14 @@ def truncate_request_db(url: str) -> list[str]:
 
 
 def clear_auth_keys(client) -> None:
-    """Delete the login counters, locks and revocations tests leave in Redis (`auth:*`)."""
+    """Delete what tests leave in the test Redis DB: login counters, locks and revocations
+    (`auth:*`) and rate-limit windows (`rl:*`)."""
     import redis
 
     try:
-        keys = list(client.scan_iter(match="auth:*", count=500))
+        keys = [
+            k for pattern in ("auth:*", "rl:*") for k in client.scan_iter(match=pattern, count=500)
+        ]
         if keys:
             client.delete(*keys)
     except redis.RedisError:

@@ -29,6 +29,7 @@ RANK = {"user": 0, "operator": 1, "admin": 2}
 #: Who may call each route: "public", or the least role that may.
 ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/health"): PUBLIC,
+    ("GET", "/metrics"): "operator",
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): "user",
     ("GET", "/api/v1/auth/me"): "user",
@@ -59,6 +60,7 @@ ACCESS: dict[tuple[str, str], str] = {
 #: "*" : any key of a user the route's role admits.
 KEY_SCOPE: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/auth/logout"): None,
+    ("GET", "/metrics"): "operator",
     ("GET", "/api/v1/auth/me"): "*",
     ("POST", "/api/v1/requests"): "requests:write",
     ("GET", "/api/v1/requests"): "requests:read",

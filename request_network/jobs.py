@@ -13,24 +13,56 @@ from request_network.services.exchange import export_requests, import_batches
 from request_network.services.requests import set_status
 from request_network.settings import RequestSettings
 from shared.db import transaction, utcnow
+from transfer import upkeep
 from transfer.config import inbound_from, outbound_from
+from transfer.exchange import export_acks_if_due
+from transfer.status import TransferStatus
 
 
 def export(settings: RequestSettings) -> dict:
+    """Pending requests to the outbox; an `acks` batch if nothing else carries due acks."""
+    out = outbound_from(settings)
     with transaction(settings.database_url) as session:
-        report = export_requests(session, outbound_from(settings))
+        report = export_requests(session, out)
+        acks = export_acks_if_due(session, Batch, out)
     return {
         "requests": report.requests,
         "batches": [
-            {"file": str(b.path), "seq": b.seq, "sha256": b.digest, "records": b.count}
-            for b in report.batches
+            {
+                "file": str(b.path),
+                "stream": b.stream,
+                "seq": b.seq,
+                "sha256": b.digest,
+                "records": b.count,
+            }
+            for b in [*report.batches, *acks]
         ],
     }
 
 
 def import_inbox(settings: RequestSettings) -> dict:
+    """Import the inbox, then retire the kept batches the peer has now acknowledged."""
     outcomes = import_batches(inbound_from(settings), partial(transaction, settings.database_url))
-    return {"files": [asdict(o) for o in outcomes]}
+    retired = upkeep.retire_acked(settings, Batch)
+    return {"files": [asdict(o) for o in outcomes], "retired": retired}
+
+
+def transfer_status(settings: RequestSettings) -> TransferStatus:
+    return upkeep.status(settings, Batch)
+
+
+def resend(
+    settings: RequestSettings,
+    *,
+    stream: str | None = None,
+    seq: int | None = None,
+    batch_id: str | None = None,
+) -> dict:
+    return upkeep.resend(settings, Batch, stream=stream, seq=seq, batch_id=batch_id)
+
+
+def flag_unacked(settings: RequestSettings) -> dict:
+    return upkeep.flag_unacked(settings, Batch)
 
 
 @dataclass(frozen=True)

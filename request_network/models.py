@@ -9,7 +9,14 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueCon
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import naming_metadata, utcnow
-from shared.models import AuditColumns, BatchColumns, ProfileTypeColumns, Timestamp, UserColumns
+from shared.models import (
+    AuditColumns,
+    BatchColumns,
+    ProfileTypeColumns,
+    RejectedBatchColumns,
+    Timestamp,
+    UserColumns,
+)
 
 # Request states the user sees. EXPORTED is shown as IN_TRANSIT.
 PENDING, EXPORTED, COMPLETED, FAILED, EXPIRED = (
@@ -90,6 +97,11 @@ class Response(Base):
 class Batch(BatchColumns, Base):
     __tablename__ = "batches"
     __table_args__ = (UniqueConstraint("direction", "source", "stream", "seq"),)
+
+
+class RejectedBatch(RejectedBatchColumns, Base):
+    __tablename__ = "rejected_batches"
+    __table_args__ = (Index("ix_rejected_batches_source_stream", "source", "stream", "at"),)
 
 
 class ApiKey(Base):

@@ -16,6 +16,7 @@ BEAT = {
     "export-requests": {"task": "request.export_requests", "schedule": crontab(minute="*")},
     "import-batches": {"task": "request.import_batches", "schedule": crontab(minute="*")},
     "requeue-unacked": {"task": "request.requeue_unacked", "schedule": crontab(minute=7)},
+    "flag-unacked": {"task": "request.flag_unacked", "schedule": crontab(minute=37)},
 }
 
 _settings = get_settings()
@@ -41,3 +42,8 @@ def import_batches() -> dict:
 @house_task(celery, "request.requeue_unacked", queue=QUEUE)
 def requeue_unacked(hours: int = 24) -> dict:
     return jobs.requeue_unacked(get_settings(), older_than=timedelta(hours=hours))
+
+
+@house_task(celery, "request.flag_unacked", queue=QUEUE)
+def flag_unacked() -> dict:
+    return jobs.flag_unacked(get_settings())

@@ -219,7 +219,7 @@ def resend(
     Same seq, batch_id and bytes, copied from the kept file; exit 1 if one is gone.
     """
     from response_network import jobs
-    from transfer.cli import finish_resend
+    from transfer.cli import run_resend
 
-    settings = _settings(transfer_dir)
-    finish_resend(jobs.resend(settings, stream=stream, seq=seq, batch_id=batch_id))
+    selection = {"stream": stream, "seq": seq, "batch_id": batch_id}
+    run_resend("response", jobs.resend, _settings(transfer_dir), **selection)

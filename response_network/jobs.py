@@ -6,13 +6,17 @@ from dataclasses import asdict
 from datetime import timedelta
 from functools import partial
 
+from response_network.models import Batch
 from response_network.services.exchange import export_results, import_requests
 from response_network.services.executor import requeue_stale, run_queued
 from response_network.services.identity import export_identity
 from response_network.services.search import SearchBackend, make_client
 from response_network.settings import ResponseSettings
 from shared.db import transaction
+from transfer import upkeep
 from transfer.config import inbound_from, outbound_from
+from transfer.exchange import export_acks_if_due
+from transfer.status import TransferStatus
 
 
 def _batches(batches) -> list[dict]:
@@ -29,8 +33,10 @@ def _batches(batches) -> list[dict]:
 
 
 def import_inbox(settings: ResponseSettings) -> dict:
+    """Import the inbox, then retire the kept batches the peer has now acknowledged."""
     outcomes = import_requests(inbound_from(settings), partial(transaction, settings.database_url))
-    return {"files": [asdict(o) for o in outcomes]}
+    retired = upkeep.retire_acked(settings, Batch)
+    return {"files": [asdict(o) for o in outcomes], "retired": retired}
 
 
 def backend_for(settings: ResponseSettings) -> SearchBackend:
@@ -56,17 +62,40 @@ def execute(settings: ResponseSettings, backend: SearchBackend | None = None) ->
 
 
 def export(settings: ResponseSettings) -> dict:
+    """Identity and results to the outbox; an `acks` batch if nothing else carries due acks."""
     out = outbound_from(settings)
     with transaction(settings.database_url) as session:
         identity = export_identity(session, out)
         results = export_results(session, out)
-    return {"results": results.results, "batches": _batches([*identity, *results.batches])}
+        acks = export_acks_if_due(session, Batch, out)
+    return {
+        "results": results.results,
+        "batches": _batches([*identity, *results.batches, *acks]),
+    }
 
 
 def export_identity_only(settings: ResponseSettings) -> dict:
     with transaction(settings.database_url) as session:
         batches = export_identity(session, outbound_from(settings))
     return {"batches": _batches(batches)}
+
+
+def transfer_status(settings: ResponseSettings) -> TransferStatus:
+    return upkeep.status(settings, Batch)
+
+
+def resend(
+    settings: ResponseSettings,
+    *,
+    stream: str | None = None,
+    seq: int | None = None,
+    batch_id: str | None = None,
+) -> dict:
+    return upkeep.resend(settings, Batch, stream=stream, seq=seq, batch_id=batch_id)
+
+
+def flag_unacked(settings: ResponseSettings) -> dict:
+    return upkeep.flag_unacked(settings, Batch)
 
 
 def requeue(settings: ResponseSettings, *, older_than: timedelta) -> dict:

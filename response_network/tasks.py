@@ -17,6 +17,7 @@ BEAT = {
     "execute-queued": {"task": "response.execute", "schedule": crontab(minute="*")},
     "export-results": {"task": "response.export", "schedule": crontab(minute="*")},
     "requeue-stale": {"task": "response.requeue_stale", "schedule": crontab(minute=17)},
+    "flag-unacked": {"task": "response.flag_unacked", "schedule": crontab(minute=47)},
 }
 
 _settings = get_settings()
@@ -47,3 +48,8 @@ def export() -> dict:
 @house_task(celery, "response.requeue_stale", queue=QUEUE)
 def requeue_stale(minutes: int = 30) -> dict:
     return jobs.requeue(get_settings(), older_than=timedelta(minutes=minutes))
+
+
+@house_task(celery, "response.flag_unacked", queue=QUEUE)
+def flag_unacked() -> dict:
+    return jobs.flag_unacked(get_settings())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import utcnow
@@ -29,6 +29,29 @@ class BatchColumns:
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     acked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # out: the peer's ack listed this batch as quarantined there (resend it once fixed).
+    peer_rejected_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # out: first flagged as unacknowledged past the configured age.
+    flagged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # in: the last time a byte-identical copy arrived again (it is acked again).
+    redelivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class RejectedBatchColumns:
+    """A batch file from the peer that this network quarantined (its acks report it back).
+
+    Only files whose name identifies them (stream, source, seq, batch_id) are recorded.
+    """
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    stream: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    batch_id: Mapped[str] = mapped_column(String(36))
+    filename: Mapped[str] = mapped_column(String(255))
+    verdict: Mapped[str] = mapped_column(String(16))  # "fork", "stale" or "invalid"
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class AuditColumns:
@@ -67,4 +90,11 @@ class ProfileTypeColumns:
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 
 
-__all__ = ["AuditColumns", "BatchColumns", "ProfileTypeColumns", "Timestamp", "UserColumns"]
+__all__ = [
+    "AuditColumns",
+    "BatchColumns",
+    "ProfileTypeColumns",
+    "RejectedBatchColumns",
+    "Timestamp",
+    "UserColumns",
+]

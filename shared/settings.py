@@ -46,6 +46,12 @@ class FerrySettings(BaseSettings):
     export_interval_s: int = Field(default=30, ge=5)
     import_interval_s: int = Field(default=30, ge=5)
 
+    # Sent batches wait in outbox/, then outbox/carried/ until the peer acknowledges them;
+    # acknowledged ones move to outbox/acked/ ("keep") or are deleted ("delete").
+    acked_batches: Literal["keep", "delete"] = "keep"
+    # A sent batch still unacknowledged after this long is flagged (log line + audit row).
+    unacked_flag_hours: float = Field(default=24, gt=0)
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> FerrySettings:
         if self.mode != "demo" and self.jwt_secret.get_secret_value() in PLACEHOLDER_SECRETS:

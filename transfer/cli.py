@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,8 +14,13 @@ import typer
 
 from shared.cli_util import emit, errors, friendly
 
-app = typer.Typer(help="Check and carry batch files.", no_args_is_help=True)
+app = typer.Typer(help="Check, carry and follow batch files.", no_args_is_help=True)
 keys = typer.Typer(help="Signing keys.", no_args_is_help=True)
+
+
+class NetworkName(StrEnum):
+    request = "request"
+    response = "response"
 
 
 @app.command()
@@ -27,30 +37,81 @@ def verify(
         list[Path],
         typer.Option(envvar="FERRY_VERIFY_PUBLIC_KEYS", help="Public key file or directory"),
     ],
+    max_batch_bytes: Annotated[
+        int | None, typer.Option(min=1, envvar="FERRY_VERIFY_MAX_BATCH_BYTES")
+    ] = None,
+    max_records: Annotated[
+        int | None, typer.Option(min=1, envvar="FERRY_VERIFY_MAX_RECORDS")
+    ] = None,
+    max_line_bytes: Annotated[
+        int | None, typer.Option(min=1, envvar="FERRY_VERIFY_MAX_LINE_BYTES")
+    ] = None,
 ):
-    """Check batch files without a database: format, digest, signature, schema, limits."""
+    """Check batch files without a database; list every failure of every file.
+
+    Checks the name, format, digest and sidecar, signature, destination, not_after, record
+    schema and size limits. The exit code is 0 only if every file passes.
+    """
+    from dataclasses import replace
+
     from shared.records import validate_record
-    from transfer.format import verify_file
+    from transfer.format import Limits, verify_file
     from transfer.keys import load_public_keys
 
     keys_by_id = load_public_keys(public_key)
+    limits = Limits()
+    given = {
+        "max_batch_bytes": max_batch_bytes,
+        "max_records": max_records,
+        "max_line_bytes": max_line_bytes,
+    }
+    limits = replace(limits, **{k: v for k, v in given.items() if v is not None})
     failed = 0
     for f in files:
         report = verify_file(
             f,
             expected_destination=destination,
             public_keys=keys_by_id,
+            limits=limits,
             validate_record=validate_record,
         )
         if report.ok:
             typer.echo(f"OK    {f}  records={report.count} sha256={report.digest}")
         else:
             failed += 1
-            errors.print(f"FAIL  {f}", highlight=False)
+            errors.print(f"FAIL  {f}", highlight=False, markup=False, soft_wrap=True)
             for reason in report.reasons:
-                errors.print(f"      - {reason}", highlight=False)
+                errors.print(f"      - {reason}", highlight=False, markup=False, soft_wrap=True)
     if failed:
+        errors.print(f"{failed} of {len(files)} files failed", highlight=False)
         raise typer.Exit(1)
+
+
+def _progress_bar(total: int):
+    """A Rich progress bar on stderr (bytes, rate, ETA); a no-op when stderr is no terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("carrying"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not sys.stderr.isatty(),
+        transient=False,
+    )
+    task = progress.add_task("carry", total=total)
+    return progress, lambda n: progress.advance(task, n)
 
 
 @app.command("carry")
@@ -58,15 +119,96 @@ def verify(
 def carry_cmd(
     source: Annotated[Path, typer.Option("--from", help="Outbox (or media) to copy from")],
     destination: Annotated[Path, typer.Option("--to", help="Media (or inbox) to copy to")],
-    keep: Annotated[bool, typer.Option(help="Leave carried files in the source")] = False,
+    keep: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep/--archive",
+            help="Leave originals in place, or move them to <from>/carried/. "
+            "Default: archive when --from is an outbox (named outbox or holding carried/).",
+        ),
+    ] = None,
 ):
-    """Copy ready batches with their sidecars, checking digests before and after."""
-    from transfer.carry import carry
+    """Copy ready batches with their sidecars, checking digests before and after.
 
-    report = carry(source, destination, archive=not keep)
-    emit({"copied": report.copied, "skipped": report.skipped, "refused": report.refused})
+    Never overwrites a different file; re-running skips what is already there. Prints a
+    JSON report (copied, skipped, refused, summary) and exits 1 if anything was refused.
+    """
+    from transfer.carry import carry, total_bytes
+
+    if not source.is_dir():
+        raise ValueError(f"{source} is not a directory")
+    progress, advance = _progress_bar(total_bytes(source))
+    with progress:
+        report = carry(
+            source, destination, archive=None if keep is None else not keep, progress=advance
+        )
+    emit(report.as_dict())
+    s = report.summary()
+    plural = "" if s["files"] == 1 else "s"
+    errors.print(
+        f"carried {s['files']} file{plural} ({s['bytes']} bytes), skipped {s['skipped']}, "
+        f"refused {s['refused']}",
+        highlight=False,
+    )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _network_jobs(network: NetworkName):
+    """The network's job module (its settings, database and `Batch` table).
+
+    The operator CLI is a composition point: the transfer library (ledger, exchange, status)
+    never imports a network; only this command reaches one, by name, when it runs.
+    """
+    return importlib.import_module(f"{network.value}_network.jobs")
+
+
+def _network_settings(network: NetworkName, transfer_dir: Path | None):
+    settings = importlib.import_module(f"{network.value}_network.settings").get_settings()
+    if transfer_dir is not None:
+        settings = settings.model_copy(update={"transfer_dir": transfer_dir})
+    return settings
+
+
+@contextmanager
+def database_errors(network: str) -> Iterator[None]:
+    """A database that cannot be read is one clear line (and exit 1), not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise ValueError(
+            f"cannot use the {network} network's database ({cause}); "
+            f"is it reachable and migrated (`ferry {network} db upgrade`)?"
+        ) from None
+
+
+@app.command("status")
+@friendly
+def status_cmd(
+    network: Annotated[
+        NetworkName, typer.Option("--network", "-n", help="Whose side: request or response")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text")] = False,
+    transfer_dir: Annotated[
+        Path | None, typer.Option("--transfer-dir", help="Overrides the network's transfer_dir")
+    ] = None,
+):
+    """Where one network stands at the gap (text, or --json).
+
+    Last sequence sent and received per stream, gaps, unacknowledged batches with their
+    age, quarantined files with reasons, files waiting in the inbox and the outbox.
+    """
+    from transfer.status import render_text
+
+    with database_errors(network.value):
+        status = _network_jobs(network).transfer_status(_network_settings(network, transfer_dir))
+    if as_json:
+        emit(status.as_dict())
+    else:
+        typer.echo(render_text(status), nl=False)
 
 
 @keys.command("generate")
@@ -80,3 +222,23 @@ def generate(
 
     private, public = generate_keypair(directory, network)
     emit({"private_key": str(private), "public_key": str(public)})
+
+
+def run_resend(network: str, resend: Callable[..., dict], settings, **selection) -> None:
+    """Run a network's `resend` job and print its result; exit 1 if any batch was not resent."""
+    with database_errors(network):
+        result = resend(settings, **selection)
+    emit(result)
+    for item in result["batches"]:
+        if item["status"] not in ("restored", "waiting"):
+            errors.print(
+                f"cannot resend {item['stream']} seq {item['seq']} ({item['file']}): "
+                f"{item['reason']}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+    if not result["batches"]:
+        errors.print("nothing to resend: every batch sent has been acknowledged", highlight=False)
+    if result["failed"]:
+        raise typer.Exit(1)

@@ -1,7 +1,19 @@
-"""Sequence ledger: per-stream sequence numbers, the digest chain and acks.
+"""Sequence ledger: per-stream sequence numbers, the digest chain and the arrival rules.
 
 Works on any network's `Batch` model (see `shared.models.BatchColumns`); the caller owns the
-transaction.
+transaction. DESIGN.md §3 judges every arrival against the receiver's high-water mark
+(`hwm`, the highest sequence imported on that stream from that source):
+
+- the same bytes again (same batch_id, same digest) → duplicate: no-op, acked again;
+- `seq` already held with another batch, or a batch_id reused → replay or fork: refused;
+- a sequence that is free → imported, whether `seq == hwm + 1` (next), `seq > hwm + 1`
+  (a gap is reported; every record type is an upsert keyed by id and version, so order
+  does not matter) or `seq < hwm` (a late fill of an earlier gap);
+- in every case the chain must hold with whatever neighbours are held: `prev_digest` must
+  be the digest of `seq - 1` if held (and null for seq 1), and the batch held at `seq + 1`
+  must name this batch's digest as its `prev_digest`.
+
+Staleness (`not_after`) is checked by the reader before the ledger is consulted.
 """
 
 from __future__ import annotations
@@ -9,20 +21,29 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from shared.db import utcnow
-from shared.records import AckData
-
 OUT, IN = "out", "in"
+ACKS_STREAM = "acks"
+
+# Verdicts of judge_arrival and the import rules reported in ImportOutcome.rule.
+NEXT, GAP, LATE, DUPLICATE, FORK = "next", "gap", "late_fill", "duplicate", "fork"
+
+
+def _advisory_lock(session: Session, key: str) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode())})
 
 
 def lock_stream(session: Session, *, stream: str, source: str) -> None:
     """Serialise writers of one outgoing stream (PostgreSQL advisory lock; SQLite: one writer)."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = zlib.crc32(f"ferry:{source}:{stream}".encode())
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    _advisory_lock(session, f"ferry:{source}:{stream}")
+
+
+def lock_incoming(session: Session, *, stream: str, source: str) -> None:
+    """Serialise imports of one incoming stream, so neighbours are judged against each other."""
+    _advisory_lock(session, f"ferry:in:{source}:{stream}")
 
 
 def try_lock_file(session: Session, name: str) -> bool:
@@ -48,13 +69,66 @@ def next_outgoing(
     return (last.seq + 1, last.digest) if last else (1, None)
 
 
+def high_water_mark(session: Session, batch_model: type, *, stream: str, source: str) -> int:
+    return session.execute(
+        select(func.coalesce(func.max(batch_model.seq), 0)).where(
+            batch_model.direction == IN, batch_model.stream == stream, batch_model.source == source
+        )
+    ).scalar_one()
+
+
+def holes(
+    session: Session, batch_model: type, *, direction: str, stream: str, source: str
+) -> list[int]:
+    """Sequence numbers below the highest held one that are not held (the gaps)."""
+    where = (
+        batch_model.direction == direction,
+        batch_model.stream == stream,
+        batch_model.source == source,
+    )
+    top, count = session.execute(
+        select(func.coalesce(func.max(batch_model.seq), 0), func.count()).where(*where)
+    ).one()
+    if top == count:
+        return []
+    previous = func.lag(batch_model.seq, 1, 0).over(order_by=batch_model.seq)
+    pairs = select(batch_model.seq.label("seq"), previous.label("prev")).where(*where).subquery()
+    found = []
+    gaps = select(pairs.c.seq, pairs.c.prev).where(pairs.c.seq > pairs.c.prev + 1)
+    for seq, prev in session.execute(gaps.order_by(pairs.c.seq)):
+        found.extend(range(prev + 1, seq))
+    return found
+
+
 @dataclass(frozen=True)
 class Arrival:
     """How an incoming batch relates to what this side already holds."""
 
-    verdict: str  # "new", "duplicate", "fork"
-    gap_from: int | None = None  # set when seq skips ahead of the high-water mark
+    verdict: str  # NEXT, GAP, LATE (all imported), DUPLICATE, FORK
     reason: str = ""
+
+    @property
+    def imports(self) -> bool:
+        return self.verdict in (NEXT, GAP, LATE)
+
+
+def _held(session: Session, batch_model: type, *, stream: str, source: str, seq: int):
+    return session.execute(
+        select(batch_model).where(
+            batch_model.direction == IN,
+            batch_model.stream == stream,
+            batch_model.source == source,
+            batch_model.seq == seq,
+        )
+    ).scalar_one_or_none()
+
+
+def find_duplicate(session: Session, batch_model: type, *, batch_id: str, digest: str):
+    """The imported batch these exact bytes are a copy of, if any."""
+    held = session.get(batch_model, batch_id)
+    if held is not None and held.direction == IN and held.digest == digest:
+        return held
+    return None
 
 
 def judge_arrival(
@@ -65,85 +139,45 @@ def judge_arrival(
     stream: str,
     source: str,
     seq: int,
-    digest: str,
     prev_digest: str | None,
 ) -> Arrival:
+    """Judge a verified header against the ledger (byte-identical copies are found earlier,
+    with :func:`find_duplicate`). The successor's link is checked by :func:`check_successor`
+    once the new batch's digest is known."""
     same_id = session.get(batch_model, batch_id)
     if same_id is not None:
-        if same_id.digest == digest:
-            return Arrival("duplicate", reason=f"batch {batch_id} was already imported")
-        return Arrival("fork", reason=f"batch_id {batch_id} reused with a different digest")
-    held = session.execute(
-        select(batch_model).where(
-            batch_model.direction == IN,
-            batch_model.stream == stream,
-            batch_model.source == source,
-            batch_model.seq == seq,
-        )
-    ).scalar_one_or_none()
+        whose = "this network wrote" if same_id.direction == OUT else "was imported"
+        return Arrival(FORK, f"replay or fork: batch_id {batch_id} {whose} with a different digest")
+    held = _held(session, batch_model, stream=stream, source=source, seq=seq)
     if held is not None:
-        if held.digest == digest:
-            return Arrival("duplicate", reason=f"{stream} seq {seq} was already imported")
         return Arrival(
-            "fork",
-            reason=f"{stream} seq {seq} already imported with another digest (replay or fork)",
+            FORK,
+            f"replay or fork: {stream} seq {seq} already imported as batch {held.id} "
+            "with another digest",
         )
-    hwm = high_water_mark(session, batch_model, stream=stream, source=source)
-    if seq == hwm + 1 and hwm > 0:
-        prev = session.execute(
-            select(batch_model.digest).where(
-                batch_model.direction == IN,
-                batch_model.stream == stream,
-                batch_model.source == source,
-                batch_model.seq == hwm,
+    if seq == 1 and prev_digest is not None:
+        return Arrival(FORK, f"replay or fork: {stream} seq 1 chains to a previous batch")
+    if seq > 1 and prev_digest is None:
+        return Arrival(FORK, f"replay or fork: {stream} seq {seq} names no previous batch")
+    if seq > 1:
+        before = _held(session, batch_model, stream=stream, source=source, seq=seq - 1)
+        if before is not None and before.digest != prev_digest:
+            return Arrival(
+                FORK, f"replay or fork: {stream} seq {seq} does not chain to seq {seq - 1}"
             )
-        ).scalar_one()
-        if prev_digest != prev:
-            return Arrival("fork", reason=f"{stream} seq {seq} does not chain to seq {hwm}")
+    hwm = high_water_mark(session, batch_model, stream=stream, source=source)
+    if seq == hwm + 1:
+        return Arrival(NEXT)
     if seq > hwm + 1:
-        return Arrival("new", gap_from=hwm + 1)
-    return Arrival("new")
+        return Arrival(GAP, f"gap: {stream} seq {hwm + 1}..{seq - 1} not yet received")
+    return Arrival(LATE, f"late: {stream} seq {seq} fills a gap below {hwm}")
 
 
-def high_water_mark(session: Session, batch_model: type, *, stream: str, source: str) -> int:
-    return session.execute(
-        select(func.coalesce(func.max(batch_model.seq), 0)).where(
-            batch_model.direction == IN, batch_model.stream == stream, batch_model.source == source
-        )
-    ).scalar_one()
-
-
-def acks_for(session: Session, batch_model: type, *, peer: str) -> list[AckData]:
-    """What this side has received from `peer`, per stream: contiguous run and the holes."""
-    rows = session.execute(
-        select(batch_model.stream, batch_model.seq)
-        .where(batch_model.direction == IN, batch_model.source == peer)
-        .order_by(batch_model.stream, batch_model.seq)
-    ).all()
-    seen: dict[str, set[int]] = {}
-    for stream, seq in rows:
-        seen.setdefault(stream, set()).add(seq)
-    acks = []
-    for stream, seqs in sorted(seen.items()):
-        top = max(seqs)
-        missing = [s for s in range(1, top + 1) if s not in seqs]
-        acks.append(AckData(stream=stream, through_seq=top, missing=missing, rejected=[]))
-    return acks
-
-
-def apply_ack(session: Session, batch_model: type, ack: AckData, *, source: str) -> int:
-    """Mark our outgoing batches the peer confirmed; returns how many became acked."""
-    stmt = (
-        update(batch_model)
-        .where(
-            batch_model.direction == OUT,
-            batch_model.source == source,
-            batch_model.stream == ack.stream,
-            batch_model.seq <= ack.through_seq,
-            batch_model.acked_at.is_(None),
-        )
-        .values(acked_at=utcnow())
-    )
-    if ack.missing:
-        stmt = stmt.where(batch_model.seq.not_in(ack.missing))
-    return session.execute(stmt).rowcount or 0
+def check_successor(
+    session: Session, batch_model: type, *, stream: str, source: str, seq: int, digest: str
+) -> str | None:
+    """A reason to refuse if the batch held at `seq + 1` chains to some other digest."""
+    after = _held(session, batch_model, stream=stream, source=source, seq=seq + 1)
+    if after is not None and after.prev_digest != digest:
+        return f"replay or fork: {stream} seq {seq + 1} (held) does not chain to this seq {seq}"
+    return None

@@ -14,14 +14,12 @@ from request_network.models import (
     EXPORTED,
     FAILED,
     PENDING,
-    AuditLog,
     Batch,
     Request,
     Response,
 )
 from request_network.services.identity import apply_profile_type, apply_user
 from request_network.services.requests import set_status
-from shared import audit
 from shared.records import RequestData, ResultData
 from transfer.exchange import (
     ExportedBatch,
@@ -111,15 +109,5 @@ HANDLERS = {"result": apply_result, "user": apply_user, "profile_type": apply_pr
 def import_batches(
     inbound: Inbound, transaction: Callable[[], AbstractContextManager[Session]]
 ) -> list[ImportOutcome]:
-    def audit_quarantine(name: str, reasons: list[str]) -> None:
-        with transaction() as session:
-            audit.record(
-                session,
-                AuditLog,
-                actor="system",
-                action="batch.quarantined",
-                target=name,
-                detail={"reasons": reasons},
-            )
-
-    return import_inbox(Batch, inbound, HANDLERS, transaction, on_quarantine=audit_quarantine)
+    """Import every waiting batch; quarantines are audited and acked back by the exchange."""
+    return import_inbox(Batch, inbound, HANDLERS, transaction)

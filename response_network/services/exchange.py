@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from response_network.models import QUEUED, AuditLog, Batch, ImportedRequest, Result
-from shared import audit
+from response_network.models import QUEUED, Batch, ImportedRequest, Result
 from shared.db import utcnow
 from shared.records import RequestData, ResultData
 from transfer.exchange import (
@@ -50,18 +49,8 @@ HANDLERS = {"request": apply_request}
 def import_requests(
     inbound: Inbound, transaction: Callable[[], AbstractContextManager[Session]]
 ) -> list[ImportOutcome]:
-    def audit_quarantine(name: str, reasons: list[str]) -> None:
-        with transaction() as session:
-            audit.record(
-                session,
-                AuditLog,
-                actor="system",
-                action="batch.quarantined",
-                target=name,
-                detail={"reasons": reasons},
-            )
-
-    return import_inbox(Batch, inbound, HANDLERS, transaction, on_quarantine=audit_quarantine)
+    """Import every waiting batch; quarantines are audited and acked back by the exchange."""
+    return import_inbox(Batch, inbound, HANDLERS, transaction)
 
 
 @dataclass(frozen=True)

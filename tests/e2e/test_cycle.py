@@ -224,8 +224,10 @@ def test_two_concurrent_exports_put_every_request_in_exactly_one_batch(
         assert sorted(per_report[0] + per_report[1]) == sorted(submitted), reports
         assert [r["requests"] for r in reports] == [len(p) for p in per_report], reports
 
-        # every requests batch this network ever wrote: no request twice, none missing …
-        written = batch_files(rq.outbox, rq.outbox / "carried", stream="requests")
+        # every requests batch this network ever wrote (waiting, carried or acknowledged):
+        # no request twice, none missing …
+        kept = (rq.outbox, rq.outbox / "carried", rq.outbox / "acked")
+        written = batch_files(*kept, stream="requests")
         counts = Counter(rid for b in written for rid in b.ids("request"))
         twice = sorted(rid for rid in submitted if counts[rid] > 1)
         missing = sorted(rid for rid in submitted if counts[rid] == 0)

@@ -5,15 +5,49 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from transfer.spec import RECORD_FIELDS, Record, record_envelope_problems
-from transfer.strictjson import StrictJSONError, strict_loads
+from transfer.spec import (
+    MAX_RECORD_ID_CHARS,
+    RECORD_FIELDS,
+    RECORD_TYPE_RE,
+    Record,
+    make_record,
+    record_envelope_problems,
+)
+from transfer.strictjson import NOT_COMPACT, StrictJSONError, compact_loads, strict_loads
 
-__all__ = ["LineSource", "open_regular_file", "parse_object", "parse_record_line"]
+__all__ = [
+    "OVERLONG",
+    "UNTERMINATED",
+    "LineSource",
+    "compact_record_line",
+    "open_regular_file",
+    "parse_object",
+    "parse_record_line",
+]
 
 _SKIP_CHUNK = 64 * 1024
+_CHUNK = 1024 * 1024  # record lines are read in blocks this large and split here
+_KNOWN_TYPES: set[str] = set()  # record types seen to match RECORD_TYPE_RE (a few dozen at most)
+
+
+class _Marker:
+    """A line :meth:`LineSource.record_lines` stands in for instead of giving its bytes."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+OVERLONG = _Marker("OVERLONG")  # longer than the line limit (its bytes are dropped)
+UNTERMINATED = _Marker("UNTERMINATED")  # the region ended inside a line of allowed length
 
 
 def open_regular_file(path: Path) -> tuple[BinaryIO | None, str]:
@@ -53,6 +87,7 @@ class LineSource:
         self.file_hash = hashlib.sha256()
         self.records_hash = hashlib.sha256()
         self.records_bytes = 0
+        self.cut_line = False  # whether record_lines() ended inside a line
 
     def _consume(self, data: bytes, in_records: bool) -> None:
         self.consumed += len(data)
@@ -83,6 +118,43 @@ class LineSource:
             if chunk.endswith(b"\n"):
                 break
         return raw, length, True
+
+    def record_lines(self, end: int) -> Iterator[list[bytes | _Marker]]:
+        """The record lines up to file offset ``end``, one list per large read.
+
+        Each item is a complete line's bytes without its newline, or :data:`OVERLONG`,
+        or (last of all, if the region does not end with a newline) :data:`UNTERMINATED`.
+        Never reads past ``end`` nor holds more than one read plus one line limit.
+        """
+        remaining = end - self.consumed
+        limit = self.max_line_bytes
+        pending: list[bytes] = []  # the start of a line an earlier read cut off
+        pending_length = 0  # its full length (the bytes are dropped once it is over the limit)
+        while remaining > 0:
+            chunk = self.handle.read(min(_CHUNK, remaining))
+            if not chunk:
+                break  # the file shrank; the caller sees the short count
+            remaining -= len(chunk)
+            self._consume(chunk, in_records=True)
+            lines: list[Any] = chunk.split(b"\n")
+            tail = lines.pop()
+            if not lines:  # no newline in this read: the pending line goes on
+                pending_length += len(chunk)
+                if pending_length <= limit:
+                    pending.append(chunk)
+                continue
+            if len(chunk) > limit:
+                lines = [OVERLONG if len(line) > limit else line for line in lines]
+            if pending_length:
+                first = lines[0]
+                length = pending_length + (limit + 1 if first is OVERLONG else len(first))
+                lines[0] = OVERLONG if length > limit else b"".join([*pending, first])
+            pending_length = len(tail)
+            pending = [tail] if pending_length <= limit else []
+            yield lines
+        if pending_length:
+            self.cut_line = True
+            yield [OVERLONG if pending_length > limit else UNTERMINATED]
 
     def read_rest(self, limit: int) -> bytes:
         """Up to ``limit`` further bytes (hashed as part of the file, not the records)."""
@@ -126,3 +198,34 @@ def parse_record_line(content: bytes, max_depth: int) -> tuple[Record | None, li
     if problems:
         return None, problems
     return Record(*fields), []
+
+
+def compact_record_line(content: bytes, max_depth: int) -> Record | None:
+    """The fast path of :func:`parse_record_line`: the record if the line is in compact form
+    (:func:`~transfer.strictjson.compact_loads`) with a sound envelope, else ``None``.
+
+    Never returns a record :func:`parse_record_line` would refuse, nor a different one.
+    """
+    envelope = compact_loads(content, max_depth)
+    if envelope is NOT_COMPACT or envelope.__class__ is not dict:
+        return None
+    if envelope.keys() != RECORD_FIELDS or envelope["kind"] != "record":
+        return None
+    record_type = envelope["type"]
+    record_id = envelope["id"]
+    version = envelope["version"]
+    data = envelope["data"]
+    if record_type not in _KNOWN_TYPES:
+        if record_type.__class__ is not str or RECORD_TYPE_RE.fullmatch(record_type) is None:
+            return None
+        if len(_KNOWN_TYPES) < 64:
+            _KNOWN_TYPES.add(record_type)
+    if (
+        record_id.__class__ is str
+        and 0 < len(record_id) <= MAX_RECORD_ID_CHARS
+        and version.__class__ is int
+        and version >= 0
+        and data.__class__ is dict
+    ):
+        return make_record(record_type, record_id, version, data)
+    return None

@@ -21,7 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from transfer.digest import file_digest, sidecar_problems
 from transfer.header import decode_signature, header_problems, name_mismatches, trailer_problems
-from transfer.lines import LineSource, open_regular_file, parse_object, parse_record_line
+from transfer.lines import (
+    OVERLONG,
+    LineSource,
+    compact_record_line,
+    open_regular_file,
+    parse_object,
+    parse_record_line,
+)
 from transfer.names import STREAMS, BatchName, check_network_id, parse_batch_filename
 from transfer.spec import BatchRejected, Limits, Record, signed_payload
 
@@ -121,9 +128,7 @@ class BatchReader:
             raise RuntimeError("records() can be iterated only once")
         self._iterated = True
         try:
-            for record in self._scan():
-                if not self._failed():
-                    yield record
+            yield from self._scan()  # it stops yielding at the first problem
             self._finish()
         finally:
             self.close()
@@ -262,42 +267,63 @@ class BatchReader:
             self._line_overflow += 1
 
     def _scan(self) -> Iterator[Record]:
-        """Read every record line, hashing it; yield the ones that pass their own checks."""
+        """Read every record line, hashing it; yield the ones that pass their own checks.
+
+        Stops yielding at the first problem (the caller must not commit anyway) but reads
+        on to report every problem. Lines in the writer's compact form take the fast path
+        (:func:`compact_record_line`); anything else, or anything wrong, the strict one.
+        """
         source = self._source
         assert source is not None
         end = self._trailer_start if self._trailer_start is not None else source.size
         stream = self.header.get("stream") if self.header is not None else None
-        max_records = self._limits.max_records
-        position = self._header_end
+        validate = self._validate_record if stream in STREAMS else None
+        stream_name = str(stream)
+        limits = self._limits
+        max_records = limits.max_records
+        max_depth = limits.max_json_depth
+        line_reasons = self._line_reasons
+        quiet = bool(self.reasons)  # yield nothing once anything at all is wrong
         line_no = 1
-        while position < end and not source.overrun:
-            raw, length, overlong = source.read_line(in_records=True)
-            if not length:
-                break
-            position += length
-            line_no += 1
-            self._record_lines += 1
-            if self._record_lines == max_records + 1:
-                self._line_problem(line_no, f"more than {max_records} records")
-            if overlong:
-                self._line_problem(line_no, f"longer than {self._limits.max_line_bytes} bytes")
-            elif raw.endswith(b"\n") and self._record_lines <= max_records:
-                record = self._check_record(line_no, raw[:-1], stream)
-                if record is not None:
+        count = 0
+        for lines in source.record_lines(end):
+            for line in lines:
+                line_no += 1
+                count += 1
+                if count > max_records:
+                    if count == max_records + 1:
+                        self._line_problem(line_no, f"more than {max_records} records")
+                    if line is OVERLONG:
+                        self._line_problem(line_no, f"longer than {limits.max_line_bytes} bytes")
+                    continue
+                if line.__class__ is not bytes:
+                    if line is OVERLONG:
+                        self._line_problem(line_no, f"longer than {limits.max_line_bytes} bytes")
+                    continue  # UNTERMINATED: the missing trailer or newline is reported
+                record = compact_record_line(line, max_depth)
+                if record is None:  # slow path: the strict parser names the problem
+                    record, problems = parse_record_line(line, max_depth)
+                    if record is None:
+                        for problem in problems:
+                            self._line_problem(line_no, problem)
+                        continue
+                if validate is not None:
+                    try:
+                        problems = validate(stream_name, record)
+                        if problems.__class__ is not list:
+                            problems = list(problems)
+                    except Exception as error:  # a validator bug must still reject, not crash
+                        problems = [f"record validator failed: {type(error).__name__}"]
+                    if problems:
+                        for problem in problems:
+                            self._line_problem(line_no, problem)
+                        continue
+                if not quiet and not line_reasons:
+                    self._record_lines = count
                     yield record
-        if self._trailer_start is not None and position != self._trailer_start:
+        self._record_lines = count
+        if self._trailer_start is not None and (source.consumed != end or source.cut_line):
             self._end_reasons.append("file changed while being read")
-
-    def _check_record(self, line_no: int, content: bytes, stream: object) -> Record | None:
-        record, problems = parse_record_line(content, self._limits.max_json_depth)
-        if record is not None and self._validate_record is not None and stream in STREAMS:
-            try:
-                problems = list(self._validate_record(str(stream), record))
-            except Exception as error:  # a validator bug must still reject, not crash
-                problems = [f"record validator failed: {type(error).__name__}"]
-        for problem in problems:
-            self._line_problem(line_no, problem)
-        return None if problems else record
 
     def _drain(self) -> None:
         """Run the remaining checks without yielding anything."""

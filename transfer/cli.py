@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,11 +14,6 @@ from shared.cli_util import emit, errors, friendly
 
 app = typer.Typer(help="Check, carry and follow batch files.", no_args_is_help=True)
 keys = typer.Typer(help="Signing keys.", no_args_is_help=True)
-
-
-class NetworkName(StrEnum):
-    request = "request"
-    response = "response"
 
 
 @app.command()
@@ -154,22 +147,6 @@ def carry_cmd(
         raise typer.Exit(1)
 
 
-def _network_jobs(network: NetworkName):
-    """The network's job module (its settings, database and `Batch` table).
-
-    The operator CLI is a composition point: the transfer library (ledger, exchange, status)
-    never imports a network; only this command reaches one, by name, when it runs.
-    """
-    return importlib.import_module(f"{network.value}_network.jobs")
-
-
-def _network_settings(network: NetworkName, transfer_dir: Path | None):
-    settings = importlib.import_module(f"{network.value}_network.settings").get_settings()
-    if transfer_dir is not None:
-        settings = settings.model_copy(update={"transfer_dir": transfer_dir})
-    return settings
-
-
 @contextmanager
 def database_errors(network: str) -> Iterator[None]:
     """A database that cannot be read is one clear line (and exit 1), not a traceback."""
@@ -183,32 +160,6 @@ def database_errors(network: str) -> Iterator[None]:
             f"cannot use the {network} network's database ({cause}); "
             f"is it reachable and migrated (`ferry {network} db upgrade`)?"
         ) from None
-
-
-@app.command("status")
-@friendly
-def status_cmd(
-    network: Annotated[
-        NetworkName, typer.Option("--network", "-n", help="Whose side: request or response")
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text")] = False,
-    transfer_dir: Annotated[
-        Path | None, typer.Option("--transfer-dir", help="Overrides the network's transfer_dir")
-    ] = None,
-):
-    """Where one network stands at the gap (text, or --json).
-
-    Last sequence sent and received per stream, gaps, unacknowledged batches with their
-    age, quarantined files with reasons, files waiting in the inbox and the outbox.
-    """
-    from transfer.status import render_text
-
-    with database_errors(network.value):
-        status = _network_jobs(network).transfer_status(_network_settings(network, transfer_dir))
-    if as_json:
-        emit(status.as_dict())
-    else:
-        typer.echo(render_text(status), nl=False)
 
 
 @keys.command("generate")

@@ -25,6 +25,7 @@ from transfer.config import limits_from
 from transfer.format import verify_file
 from transfer.keys import load_public_keys
 from transfer.reader import VerifyReport
+from transfer.status import transfer_status
 
 PREFIX = "/api/v1/operator"
 Audit = Callable[[Session, str, str, str, dict[str, Any]], None]  # session, actor, action, …
@@ -37,6 +38,7 @@ def operator_router(
     actor: Callable,
     audit: Audit,
     verify: Callable[[Any, Any], VerifyReport],
+    status: Callable[[Any, Session], dict],
     problem: Callable[[int, str, list[str]], Exception],
 ) -> APIRouter:
     """`actor` is a dependency that admits operators and returns who they are (for audit)."""
@@ -47,6 +49,11 @@ def operator_router(
 
     def refused(exc: operator.OperatorError) -> Exception:
         return problem(exc.status, exc.detail, exc.reasons)
+
+    @router.get("/status")
+    def transfer_state(s: SettingsDep, db: SessionDep, _who: ActorDep) -> dict:
+        """Where this network stands at the gap (the same as `ferry transfer status --json`)."""
+        return status(s, db)
 
     @router.get("/outbox")
     def list_outbox(s: SettingsDep, _who: ActorDep) -> list[dict]:
@@ -164,7 +171,12 @@ def verify_for(settings: FerrySettings, path: Path):
 
 
 def network_operator_router(
-    *, settings: Callable, session: Callable, actor: Callable, audit_model: type
+    *,
+    settings: Callable,
+    session: Callable,
+    actor: Callable,
+    audit_model: type,
+    batch_model: type,
 ) -> APIRouter:
     def write_audit(db: Session, who: str, action: str, target: str, detail: dict[str, Any]):
         audit_log.record(db, audit_model, actor=who, action=action, target=target, detail=detail)
@@ -174,7 +186,19 @@ def network_operator_router(
             status, TITLES.get(status, "Error"), detail, errors=[{"msg": r} for r in reasons]
         )
 
+    def status(s: FerrySettings, db: Session) -> dict:
+        return transfer_status(
+            db,
+            batch_model,
+            network_id=s.network_id,
+            peer=s.peer_network_id,
+            inbox=s.inbox,
+            outbox=s.outbox,
+            quarantine_dir=s.quarantine_dir,
+        ).as_dict()
+
     return operator_router(
+        status=status,
         settings=settings,
         session=session,
         actor=actor,

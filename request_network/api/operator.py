@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from request_network.api.deps import OperatorDep, get_session, get_settings
-from request_network.models import AuditLog
+from request_network.models import AuditLog, Batch
 from transfer.operator_api import network_operator_router
 
 
@@ -12,5 +12,9 @@ def operator_actor(principal: OperatorDep) -> str:
 
 
 router = network_operator_router(
-    settings=get_settings, session=get_session, actor=operator_actor, audit_model=AuditLog
+    settings=get_settings,
+    session=get_session,
+    actor=operator_actor,
+    audit_model=AuditLog,
+    batch_model=Batch,
 )

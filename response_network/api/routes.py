@@ -14,7 +14,7 @@ from response_network.api.deps import (
     get_session,
     get_settings,
 )
-from response_network.models import AuditLog
+from response_network.models import AuditLog, Batch
 from response_network.services import auth
 from shared.cache import get_redis, redis_ok
 from transfer.operator_api import network_operator_router
@@ -50,5 +50,9 @@ def operator_actor(user: OperatorDep) -> str:
 
 
 operator_routes = network_operator_router(
-    settings=get_settings, session=get_session, actor=operator_actor, audit_model=AuditLog
+    settings=get_settings,
+    session=get_session,
+    actor=operator_actor,
+    audit_model=AuditLog,
+    batch_model=Batch,
 )

@@ -179,3 +179,15 @@ def test_quarantine_can_be_inspected_released_and_deleted(side, tmp_path, keys):
     with transaction(settings.database_url) as s:
         actions = s.execute(select(AuditLog.action)).scalars().all()
     assert {"quarantine.released", "quarantine.deleted"} <= set(actions)
+
+
+def test_status_shows_what_was_sent_and_what_waits(side):
+    settings, client, operator, user = side
+    assert client.get("/api/v1/operator/status", headers=user).status_code == 403
+    jobs.export_identity_only(settings)
+    status = client.get("/api/v1/operator/status", headers=operator).json()
+    assert status["network"] == "response" and status["peer"] == "request"
+    assert {s["stream"] for s in status["sent"]} == {"profile_types", "users"}
+    assert sorted(b["stream"] for b in status["unacked"]) == ["profile_types", "users"]
+    assert len(status["outbox"]) == 2
+    assert status["quarantined"] == [] and status["healthy"] is True

@@ -25,6 +25,7 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     for module in (auth, requests, api_keys, rate_limits, admin_users, operator, health):
         app.include_router(module.router)
+    app.include_router(operator.admin_router)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=app.state.settings.max_body_bytes,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from response_network.api.routes import operator_routes, router
+from response_network.api.routes import admin_routes, operator_routes, router
 from response_network.settings import ResponseSettings, get_settings
 from shared.problems import install_problem_handlers
 
@@ -15,4 +15,5 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(operator_routes)
+    app.include_router(admin_routes)
     return app

@@ -35,6 +35,12 @@ class BatchColumns:
     flagged_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # in: the last time a byte-identical copy arrived again (it is acked again).
     redelivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Metadata for admins: what the batch held, how long it took, who made it.
+    counts_by_type: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    error_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    processing_ms: Mapped[int | None] = mapped_column(Integer)
+    producer: Mapped[str | None] = mapped_column(String(64))  # header "producer"
+    key_id: Mapped[str | None] = mapped_column(String(32))  # the signing key
 
 
 class RejectedBatchColumns:

@@ -8,11 +8,12 @@ verify and audit; the routes stay the same on both sides.
 """
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from shared.problems import Problem
 from shared.records import validate_record
 from shared.settings import FerrySettings
 from transfer import operator
+from transfer.batch_report import BatchFilter, list_batches
 from transfer.config import limits_from
 from transfer.format import verify_file
 from transfer.keys import load_public_keys
@@ -206,3 +208,37 @@ def network_operator_router(
         verify=verify_for,
         problem=problem,
     )
+
+
+def admin_batches_router(*, session: Callable, admin: Callable, batch_model: type) -> APIRouter:
+    """`GET /api/v1/admin/batches`: batch metadata with filters (admin only)."""
+    router = APIRouter(tags=["admin"])
+    SessionDep = Annotated[Session, Depends(session, scope="function")]
+
+    @router.get("/api/v1/admin/batches")
+    def batches(
+        db: SessionDep,
+        _admin: Annotated[Any, Depends(admin)],
+        direction: Annotated[Literal["in", "out"] | None, Query()] = None,
+        stream: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        with_errors: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict:
+        return list_batches(
+            db,
+            batch_model,
+            BatchFilter(
+                direction=direction,
+                stream=stream,
+                since=since,
+                until=until,
+                with_errors=with_errors,
+                limit=limit,
+                offset=offset,
+            ),
+        )
+
+    return router

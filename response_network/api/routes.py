@@ -13,11 +13,12 @@ from response_network.api.deps import (
     SettingsDep,
     get_session,
     get_settings,
+    require_role,
 )
 from response_network.models import AuditLog, Batch
 from response_network.services import auth
 from shared.cache import get_redis, redis_ok
-from transfer.operator_api import network_operator_router
+from transfer.operator_api import admin_batches_router, network_operator_router
 
 router = APIRouter()
 
@@ -55,4 +56,7 @@ operator_routes = network_operator_router(
     actor=operator_actor,
     audit_model=AuditLog,
     batch_model=Batch,
+)
+admin_routes = admin_batches_router(
+    session=get_session, admin=require_role("admin"), batch_model=Batch
 )

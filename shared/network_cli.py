@@ -1,0 +1,138 @@
+"""The commands both networks share — serve, worker, beat, db upgrade, audit verify, import,
+export, resend — built once from a description of the network.
+
+The description holds loaders (functions that import on call), so `shared/` never imports a
+network package and `ferry --help` stays fast. (No `from __future__ import annotations`:
+Typer must resolve the commands' signatures, which use an alias local to `network_cli`.)
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any
+
+import typer
+
+from shared.cli_util import emit, fail, friendly
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str  # "request" or "response"
+    port: int
+    settings: Callable[[], Any]
+    create_app: Callable[[Any], Any]
+    celery: Callable[[], tuple[Any, str]]  # (the Celery app, its queue)
+    jobs: Callable[[], ModuleType]
+    audit_model: Callable[[], type]
+    import_help: str
+    export_help: str
+
+
+def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., Any]]:
+    """The network's Typer app with the shared commands, and its settings loader."""
+    app = typer.Typer(help=help, no_args_is_help=True)
+    db = typer.Typer(help="Database schema.", no_args_is_help=True)
+    audit = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+    app.add_typer(db, name="db")
+    app.add_typer(audit, name="audit")
+    env = f"FERRY_{net.name.upper()}_TRANSFER_DIR"
+    TransferDir = Annotated[  # noqa: N806 - a type alias for the options below
+        Path | None, typer.Option("--transfer-dir", help=f"Overrides {env} for this run")
+    ]
+
+    def settings(transfer_dir: Path | None = None):
+        loaded = net.settings()
+        if transfer_dir is not None:
+            loaded = loaded.model_copy(update={"transfer_dir": transfer_dir})
+        return loaded
+
+    @app.command()
+    @friendly
+    def serve(
+        host: str = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=1, max=65535)] = net.port,
+    ):
+        """Serve the network's API with uvicorn."""
+        import uvicorn
+
+        uvicorn.run(net.create_app(settings()), host=host, port=port, proxy_headers=False)
+
+    @app.command()
+    @friendly
+    def worker(concurrency: Annotated[int, typer.Option(min=1)] = 2):
+        """Run a Celery worker for the network's queue."""
+        celery, queue = net.celery()
+        celery.worker_main(["worker", "-Q", queue, "-c", str(concurrency), "--loglevel=INFO"])
+
+    @app.command()
+    @friendly
+    def beat():
+        """Run Celery beat with the network's schedule."""
+        celery, _ = net.celery()
+        celery.start(["beat", "--loglevel=INFO"])
+
+    @db.command("upgrade")
+    @friendly
+    def db_upgrade(revision: str = "head"):
+        """Apply migrations to the network's database."""
+        from shared.migrate import upgrade
+
+        upgrade(net.name, settings().database_url, revision)
+        typer.echo(f"{net.name} database at {revision}")
+
+    @audit.command("verify")
+    @friendly
+    def audit_verify(
+        anchor: Annotated[
+            str | None,
+            typer.Option(
+                "--anchor",
+                help="ID:HASH of a head printed by an earlier verify; fails if that row is gone",
+            ),
+        ] = None,
+    ):
+        """Check the audit log's hash chain; exit 2 naming the first broken row.
+
+        Prints the row count and the head (last id and hash): write them down elsewhere and
+        pass them back as --anchor ID:HASH to also catch rows removed from the end.
+        """
+        from shared.audit import verify_database
+
+        report = verify_database(settings().database_url, net.audit_model(), anchor=anchor)
+        emit(report.as_dict())
+        if not report.ok:
+            raise fail(f"audit chain broken at row {report.first_broken_id}: {report.reason}", 2)
+
+    @app.command("import", help=net.import_help)
+    @friendly
+    def import_cmd(transfer_dir: TransferDir = None):
+        result = net.jobs().import_inbox(settings(transfer_dir))
+        emit(result)
+        if any(f["status"] == "quarantined" for f in result["files"]):
+            raise typer.Exit(3)
+
+    @app.command("export", help=net.export_help)
+    @friendly
+    def export_cmd(transfer_dir: TransferDir = None):
+        emit(net.jobs().export(settings(transfer_dir)))
+
+    @app.command()
+    @friendly
+    def resend(
+        stream: Annotated[str | None, typer.Option(help="Only batches of this stream")] = None,
+        seq: Annotated[int | None, typer.Option(min=1, help="Only this sequence number")] = None,
+        batch_id: Annotated[str | None, typer.Option("--batch-id", help="Only this batch")] = None,
+        transfer_dir: TransferDir = None,
+    ):
+        """Put unacknowledged batches (or the one named) back into the outbox, byte-identical.
+
+        Same seq, batch_id and bytes, copied from the kept file; exit 1 if one is gone.
+        """
+        from transfer.cli import run_resend
+
+        selection = {"stream": stream, "seq": seq, "batch_id": batch_id}
+        run_resend(net.name, net.jobs().resend, settings(transfer_dir), **selection)
+
+    return app, settings

@@ -9,11 +9,10 @@ from functools import partial
 from sqlalchemy import select
 
 from request_network.models import EXPORTED, PENDING, Batch, Request
-from request_network.services.exchange import export_requests, import_batches
-from request_network.services.requests import set_status
+from request_network.services.exchange import export_requests, import_batches, set_statuses
 from request_network.settings import RequestSettings
 from shared.db import transaction, utcnow
-from transfer import upkeep
+from transfer import bulk, upkeep
 from transfer.config import inbound_from, outbound_from
 from transfer.exchange import export_acks_if_due
 from transfer.status import TransferStatus
@@ -23,7 +22,7 @@ def export(settings: RequestSettings) -> dict:
     """Pending requests to the outbox; an `acks` batch if nothing else carries due acks."""
     out = outbound_from(settings)
     with transaction(settings.database_url) as session:
-        report = export_requests(session, out)
+        report = export_requests(session, out, keep_ids=False)
         acks = export_acks_if_due(session, Batch, out)
     return {
         "requests": report.requests,
@@ -76,18 +75,24 @@ def requeue_unacked(settings: RequestSettings, *, older_than: timedelta) -> dict
     The response network imports a request id once, so a second copy is harmless.
     """
     cutoff = utcnow() - older_than
+    requeued = 0
     with transaction(settings.database_url) as session:
-        stale = (
-            session.execute(
-                select(Request)
-                .join(Batch, Request.batch_id == Batch.id)
-                .where(
-                    Request.status == EXPORTED, Batch.acked_at.is_(None), Batch.created_at < cutoff
-                )
-            )
-            .scalars()
-            .all()
+        stmt = (
+            select(Request.id)
+            .join(Batch, Request.batch_id == Batch.id)
+            .where(Request.status == EXPORTED, Batch.acked_at.is_(None), Batch.created_at < cutoff)
         )
-        for req in stale:
-            set_status(session, req, PENDING, f"re-export: batch unacknowledged after {older_than}")
-    return asdict(StaleReport(len(stale)))
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=Request, skip_locked=True)
+        ids = list(session.execute(stmt).scalars())
+        now = utcnow()
+        for chunk in bulk.chunked(ids):
+            set_statuses(
+                session,
+                chunk,
+                PENDING,
+                detail=f"re-export: batch unacknowledged after {older_than}",
+                at=now,
+            )
+        requeued = len(ids)
+    return asdict(StaleReport(requeued))

@@ -66,7 +66,7 @@ def export(settings: ResponseSettings) -> dict:
     out = outbound_from(settings)
     with transaction(settings.database_url) as session:
         identity = export_identity(session, out)
-        results = export_results(session, out)
+        results = export_results(session, out, keep_ids=False)
         acks = export_acks_if_due(session, Batch, out)
     return {
         "results": results.results,

@@ -3,12 +3,18 @@
 Both networks call these with their own `Batch` model and per-type record handlers, so the
 rules of DESIGN.md §3 (atomic files, exactly-once import, quarantine) live in one place.
 Exporting lives here; importing in `transfer.intake` (re-exported below).
+
+Export streams: records are pulled from the caller's iterable (typically rows streamed
+from the database) one at a time, encoded once, and written straight into the current
+batch file; when the next one would break a limit the file is closed, recorded and handed
+to the caller's ``on_batch`` (which marks those rows exported in bulk), and a new file
+begins. Only one record, and the ids of the current batch, are held at any time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -17,24 +23,31 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from transfer import acks, ledger
-from transfer.format import Limits, Record, WrittenBatch, chunk_records, record_line, write_batch
+from transfer.behind import write_behind
+from transfer.format import BatchLimitExceeded, Limits, Record, WrittenBatch, write_batch
 from transfer.intake import (
+    BulkHandler,
     ImportOutcome,
     Inbound,
     RecordHandler,
+    RecordRefused,
     import_file,
     import_inbox,
     pending_files,
 )
 from transfer.keys import SigningKey
 from transfer.tables import rejection_model_for
+from transfer.writer import HEADER_RESERVE, TRAILER_RESERVE, EncodedRecord
 
 __all__ = [
+    "BulkHandler",
+    "ExportItem",
     "ExportedBatch",
     "ImportOutcome",
     "Inbound",
     "Outbound",
     "RecordHandler",
+    "RecordRefused",
     "ack_records",
     "export_acks_if_due",
     "export_records",
@@ -82,17 +95,54 @@ class ExportedBatch:
     digest: str
     count: int
     bytes: int
-    record_ids: tuple[str, ...]
+    record_ids: tuple[str, ...]  # empty when the exporter asked not to keep them
+    carried: int = 0  # distinct data record ids in the batch (the parts of one count once)
 
 
-def _room_after_acks(limits: Limits, acks: list[Record]) -> Limits:
+# One record, or several that must travel in one batch (the parts of a split result);
+# an exporter that had to encode a record to size it passes it encoded.
+ExportItem = Record | EncodedRecord | Sequence[Record | EncodedRecord]
+OnBatch = Callable[[ExportedBatch, list[str]], None]
+
+
+def _room_after_acks(limits: Limits, acks: list[EncodedRecord]) -> Limits:
     """The limits left for data records once the acks riding in every batch are counted."""
-    ack_bytes = sum(len(record_line(a)) for a in acks)
     return replace(
         limits,
-        max_batch_bytes=limits.max_batch_bytes - ack_bytes,
+        max_batch_bytes=limits.max_batch_bytes - sum(len(a.line) for a in acks),
         max_records=limits.max_records - len(acks),
     )
+
+
+def record_budget(room: Limits) -> int:
+    """Bytes of data record lines (newlines included) one batch can hold within ``room``."""
+    return room.max_batch_bytes - HEADER_RESERVE - TRAILER_RESERVE
+
+
+def _units(
+    items: Iterable[ExportItem], room: Limits
+) -> Iterator[tuple[list[EncodedRecord], int, str]]:
+    """Each item encoded once, with its size and type; an item that can never fit raises."""
+    budget, max_line, max_records = record_budget(room), room.max_line_bytes, room.max_records
+    for item in items:
+        cls = item.__class__
+        if cls is Record or cls is EncodedRecord:
+            encoded = item if cls is EncodedRecord else EncodedRecord.of(item)
+            lines, size = [encoded], len(encoded.line)
+            fits = size <= budget and size - 1 <= max_line
+        else:
+            lines = [r if r.__class__ is EncodedRecord else EncodedRecord.of(r) for r in item]
+            size = sum(len(e.line) for e in lines)
+            fits = (
+                size <= budget
+                and len(lines) <= max_records
+                and all(len(e.line) - 1 <= max_line for e in lines)
+            )
+        if not fits:
+            raise BatchLimitExceeded(
+                f"record {lines[0].id!r} ({len(lines)} lines, {size} bytes) can never fit a batch"
+            )
+        yield lines, size, lines[0].type
 
 
 def ack_records(session: Session, batch_model: type, *, peer: str) -> list[Record]:
@@ -110,38 +160,107 @@ def export_records(
     out: Outbound,
     *,
     stream: str,
-    records: Iterable[Record],
+    records: Iterable[ExportItem] | Callable[[Limits], Iterable[ExportItem]],
+    on_batch: OnBatch | None = None,
+    keep_ids: bool = True,
 ) -> list[ExportedBatch]:
-    """Write `records` as one or more signed batches and record them; the caller commits.
+    """Write ``records`` as one or more signed batches and record them; the caller commits.
+
+    ``records`` is consumed lazily, after the stream's lock is held; it may be a function
+    of the room each batch leaves for data records (the limits minus the riding acks), for
+    exporters that size their records to fit. ``on_batch(batch, ids)`` runs after each
+    file is written and recorded, with the distinct ids it carries. ``keep_ids=False`` keeps
+    ``ExportedBatch.record_ids`` empty so that a large export holds no list of every id.
 
     Acks for everything received from the peer ride in each batch. If the caller's
     transaction rolls back, the files written here are removed again.
     """
     ledger.lock_stream(session, stream=stream, source=out.source)
-    riding = ack_records(session, batch_model, peer=out.destination)
-    exported = []
-    out.outbox.mkdir(parents=True, exist_ok=True)
-    for chunk in chunk_records(records, _room_after_acks(out.limits, riding)):
-        seq, prev = ledger.next_outgoing(session, batch_model, stream=stream, source=out.source)
-        written = write_batch(
-            out.outbox,
-            stream=stream,
-            source=out.source,
-            destination=out.destination,
-            seq=seq,
-            prev_digest=prev,
-            signing_key=out.signing_key,
-            records=[*riding, *chunk],
-            ttl=out.ttl,
-            capabilities=("acks",),
-            limits=out.limits,
-        )
-        exported.append(
-            _record_out(
-                session, batch_model, out, stream, seq, prev, written, tuple(r.id for r in chunk)
+    riding = [EncodedRecord.of(a) for a in ack_records(session, batch_model, peer=out.destination)]
+    room = _room_after_acks(out.limits, riding)
+    with write_behind(session):  # marking batch k runs while batch k+1 is written
+        feed = _Feed(records(room) if callable(records) else records, room, riding)
+        exported: list[ExportedBatch] = []
+        if not feed.exhausted:
+            out.outbox.mkdir(parents=True, exist_ok=True)
+        while not feed.exhausted:
+            if exported:  # the stream's lock is held: the next seq chains to the last one
+                seq, prev = exported[-1].seq + 1, exported[-1].digest
+            else:
+                seq, prev = ledger.next_outgoing(
+                    session, batch_model, stream=stream, source=out.source
+                )
+            written = write_batch(
+                out.outbox,
+                stream=stream,
+                source=out.source,
+                destination=out.destination,
+                seq=seq,
+                prev_digest=prev,
+                signing_key=out.signing_key,
+                records=feed.next_batch(),
+                ttl=out.ttl,
+                capabilities=("acks",),
+                limits=out.limits,
             )
-        )
+            ids = feed.ids
+            batch = _record_out(
+                session,
+                batch_model,
+                out,
+                stream,
+                seq,
+                prev,
+                written,
+                tuple(ids) if keep_ids else (),
+                carried=len(ids),
+                counts=feed.counts,
+            )
+            if on_batch is not None:
+                on_batch(batch, ids)
+            exported.append(batch)
     return exported
+
+
+class _Feed:
+    """Deals encoded records out one batch at a time, each batch as full as the room allows.
+
+    ``next_batch()`` yields the riding acks and then records until the next one would
+    break a limit (it is kept for the batch after); meanwhile it notes the distinct ids
+    (``ids``) and the lines per record type (``counts``) of the batch it gave.
+    """
+
+    def __init__(self, items: Iterable[ExportItem], room: Limits, riding: list[EncodedRecord]):
+        self._units = _units(items, room)
+        self._room = room
+        self._budget = record_budget(room)
+        self._riding = riding
+        self._upcoming = next(self._units, None)
+        self.ids: list[str] = []
+        self.counts: dict[str, int] = {}
+
+    @property
+    def exhausted(self) -> bool:
+        return self._upcoming is None
+
+    def next_batch(self) -> Iterator[EncodedRecord]:
+        ids: list[str] = []
+        counts = {"ack": len(self._riding)} if self._riding else {}
+        self.ids, self.counts = ids, counts
+        yield from self._riding
+        used = lines = 0
+        max_records, budget = self._room.max_records, self._budget
+        while self._upcoming is not None:
+            group, size, record_type = self._upcoming
+            if lines and (lines + len(group) > max_records or used + size > budget):
+                return
+            yield from group
+            counts[record_type] = counts.get(record_type, 0) + len(group)
+            if not ids or ids[-1] != group[0].id:
+                ids.append(group[0].id)
+            used += size
+            lines += len(group)
+            self._upcoming = next(self._units, None)
 
 
 def _record_out(
@@ -153,6 +272,9 @@ def _record_out(
     prev: str | None,
     written: WrittenBatch,
     record_ids: tuple[str, ...],
+    *,
+    carried: int = 0,
+    counts: dict[str, int] | None = None,
 ) -> ExportedBatch:
     """The outgoing batch row (sequence state) for a file just written; the caller commits."""
     session.info.setdefault(_WRITTEN, []).append(written.path)
@@ -169,6 +291,9 @@ def _record_out(
             filename=written.path.name,
             record_count=written.count,
             bytes=written.bytes,
+            counts_by_type=counts,
+            producer=str(written.header.get("producer", ""))[:64] or None,
+            key_id=out.signing_key.key_id[:32],
         )
     )
     session.flush()
@@ -181,6 +306,7 @@ def _record_out(
         written.count,
         written.bytes,
         record_ids,
+        carried,
     )
 
 
@@ -202,6 +328,7 @@ def export_acks_if_due(session: Session, batch_model: type, out: Outbound) -> li
     seq, prev = ledger.next_outgoing(
         session, batch_model, stream=ledger.ACKS_STREAM, source=out.source
     )
+    counts = {"ack": len(riding)}
     out.outbox.mkdir(parents=True, exist_ok=True)
     written = write_batch(
         out.outbox,
@@ -216,4 +343,8 @@ def export_acks_if_due(session: Session, batch_model: type, out: Outbound) -> li
         capabilities=("acks",),
         limits=out.limits,
     )
-    return [_record_out(session, batch_model, out, ledger.ACKS_STREAM, seq, prev, written, ())]
+    return [
+        _record_out(
+            session, batch_model, out, ledger.ACKS_STREAM, seq, prev, written, (), counts=counts
+        )
+    ]

@@ -13,6 +13,10 @@ Order of judgement for one file (DESIGN.md §3):
 4. the records are applied and the batch row (sequence state) is written in the same
    transaction; the successor's chain link is checked once the digest is known.
 
+Record handlers come in two kinds: a plain function called once per record, or a
+:class:`BulkHandler` given the records in chunks (one bulk statement per chunk instead of a
+lookup and an insert per record). Either way every record lands in the one transaction.
+
 A quarantined file is recorded in the network's `RejectedBatch` table (if its name says
 which batch it is) so that the acks tell the sender, and in the audit log.
 """
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -33,6 +39,7 @@ from shared import audit
 from shared.db import utcnow
 from shared.records import AckData, validate_record
 from transfer import acks, ledger
+from transfer.behind import write_behind
 from transfer.format import BatchRejected, Record, file_digest, open_batch, parse_batch_filename
 from transfer.quarantine import quarantine
 from transfer.spec import Limits
@@ -43,6 +50,27 @@ log = logging.getLogger("ferry.transfer")
 STALE, INVALID = "stale", "invalid"
 
 RecordHandler = Callable[[Session, Record, str], None]  # (session, record, batch_id)
+
+
+@dataclass(frozen=True)
+class BulkHandler:
+    """Applies records of one type a chunk at a time: ``apply(session, records, batch_id)``.
+
+    Records that follow each other with the same id (the parts of a split result) always
+    reach one call together. Raise :class:`RecordRefused` to refuse the batch.
+    """
+
+    apply: Callable[[Session, list[Record], str], None]
+    chunk: int = 5_000
+
+
+class RecordRefused(ValueError):
+    """One record cannot be applied; the whole batch is quarantined, naming it."""
+
+    def __init__(self, record: Record, problem: str) -> None:
+        super().__init__(problem)
+        self.record = record
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -113,7 +141,7 @@ def import_file(
     path: Path,
     batch_model: type,
     inbound: Inbound,
-    handlers: Mapping[str, RecordHandler],
+    handlers: Mapping[str, RecordHandler | BulkHandler],
     transaction: Callable[[], AbstractContextManager[Session]],
     on_quarantine: Callable[[str, list[str]], None] | None = None,
 ) -> ImportOutcome:
@@ -218,11 +246,12 @@ def _import(
     path: Path,
     batch_model: type,
     inbound: Inbound,
-    handlers: Mapping[str, RecordHandler],
+    handlers: Mapping[str, RecordHandler | BulkHandler],
     outcome: ImportOutcome,
 ) -> None:
     if _duplicate(session, path, batch_model, outcome):
         return
+    started = time.perf_counter()
     reader = open_batch(
         path,
         expected_destination=inbound.network_id,
@@ -269,12 +298,20 @@ def _import(
         filename=path.name,
         record_count=0,
         bytes=path.stat().st_size,
+        producer=str(header.get("producer", ""))[:64] or None,
+        key_id=str(header.get("key_id", ""))[:32] or None,
     )
     session.add(batch)
     session.flush()
-    outcome.records = _apply_records(session, reader, batch_model, inbound, handlers, outcome)
+    counts: Counter[str] = Counter()
+    with write_behind(session):  # one chunk's statement runs while the next is read
+        outcome.records = _apply_records(
+            session, reader, batch_model, inbound, handlers, outcome, counts
+        )
     batch.digest = reader.digest
     batch.record_count = outcome.records
+    batch.counts_by_type = dict(counts)
+    batch.processing_ms = round((time.perf_counter() - started) * 1000)
     broken = ledger.check_successor(
         session, batch_model, stream=stream, source=source, seq=seq, digest=batch.digest
     )
@@ -288,12 +325,16 @@ def _apply_records(
     reader,
     batch_model: type,
     inbound: Inbound,
-    handlers: Mapping[str, RecordHandler],
+    handlers: Mapping[str, RecordHandler | BulkHandler],
     outcome: ImportOutcome,
+    counts: Counter[str],
 ) -> int:
+    """Apply every record (acks at once, bulk types in chunks); the count of data records."""
     batch_id = reader.header["batch_id"]
+    pending: dict[str, list[Record]] = {}  # per bulk type, the chunk being gathered
     count = 0
     for rec in reader.records():
+        counts[rec.type] += 1
         if rec.type == "ack":
             applied = acks.apply_ack(
                 session, batch_model, AckData.model_validate(rec.data), source=inbound.network_id
@@ -308,18 +349,39 @@ def _apply_records(
         if handler is None:
             problem = f"record {rec.id}: no handler for type {rec.type!r} here"
             raise BatchRejected([problem], reader.path)
+        count += 1
+        if isinstance(handler, BulkHandler):
+            chunk = pending.setdefault(rec.type, [])
+            if len(chunk) >= handler.chunk and chunk[-1].id != rec.id:
+                _apply_chunk(session, handler, chunk, batch_id, reader.path)
+                chunk = pending[rec.type] = []
+            chunk.append(rec)
+            continue
         try:
             handler(session, rec, batch_id)
         except ValueError as exc:
             raise BatchRejected([f"record {rec.type} {rec.id}: {exc}"], reader.path) from exc
-        count += 1
+    for record_type, chunk in pending.items():
+        _apply_chunk(session, handlers[record_type], chunk, batch_id, reader.path)
     return count
+
+
+def _apply_chunk(
+    session: Session, handler: BulkHandler, chunk: list[Record], batch_id: str, path: Path
+) -> None:
+    try:
+        handler.apply(session, chunk, batch_id)
+    except RecordRefused as exc:
+        rec = exc.record
+        raise BatchRejected([f"record {rec.type} {rec.id}: {exc.problem}"], path) from exc
+    except ValueError as exc:
+        raise BatchRejected([f"records {chunk[0].type}: {exc}"], path) from exc
 
 
 def import_inbox(
     batch_model: type,
     inbound: Inbound,
-    handlers: Mapping[str, RecordHandler],
+    handlers: Mapping[str, RecordHandler | BulkHandler],
     transaction: Callable[[], AbstractContextManager[Session]],
     on_quarantine: Callable[[str, list[str]], None] | None = None,
 ) -> list[ImportOutcome]:

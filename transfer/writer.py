@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_TTL",
     "HEADER_RESERVE",
     "TRAILER_RESERVE",
+    "EncodedRecord",
     "WrittenBatch",
     "chunk_records",
     "write_batch",
@@ -60,6 +61,24 @@ class WrittenBatch:
     count: int
     bytes: int
     header: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRecord:
+    """A record already turned into its line by :func:`~transfer.spec.record_line`.
+
+    An exporter that must size each line to choose its batch passes these to
+    :func:`write_batch`, which then writes ``line`` as it is instead of encoding the
+    record a second time. Build them only with :meth:`of`.
+    """
+
+    id: str
+    line: bytes
+    type: str
+
+    @classmethod
+    def of(cls, record: Record) -> EncodedRecord:
+        return cls(record.id, record_line(record), record.type)
 
 
 def _record_budget(limits: Limits) -> int:
@@ -110,7 +129,11 @@ def _check_arguments(
 
 
 def _write_body(
-    handle: Any, header_line: bytes, records: Iterable[Record], limits: Limits, key: SigningKey
+    handle: Any,
+    header_line: bytes,
+    records: Iterable[Record | EncodedRecord],
+    limits: Limits,
+    key: SigningKey,
 ) -> tuple[int, int, str]:
     """Write header, records and trailer; return (count, record bytes, file digest)."""
     file_hash = hashlib.sha256()
@@ -125,7 +148,7 @@ def _write_body(
 
     emit(header_line + b"\n")
     for record in records:
-        line = record_line(record)
+        line = record.line if record.__class__ is EncodedRecord else record_line(record)
         count += 1
         byte_count += len(line)
         if len(line) - 1 > limits.max_line_bytes:
@@ -161,7 +184,7 @@ def write_batch(
     seq: int,
     prev_digest: str | None,
     signing_key: SigningKey,
-    records: Iterable[Record],
+    records: Iterable[Record | EncodedRecord],
     ttl: timedelta = DEFAULT_TTL,
     capabilities: Iterable[str] = (),
     limits: Limits | None = None,

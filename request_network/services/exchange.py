@@ -1,26 +1,26 @@
-"""The request network's side of the gap: export pending requests, import results and identity."""
+"""The request network's side of the gap: export pending requests, import results and identity.
+
+Both directions are streaming and bulk: pending requests are read from the database a page
+at a time, written straight into batch files and marked exported one bulk statement per
+batch; arriving records are applied in chunks (see `request_network.services.arrivals`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+import orjson
+from psycopg import sql
+from sqlalchemy import Text, cast, select, tuple_
 from sqlalchemy.orm import Session
 
-from request_network.models import (
-    COMPLETED,
-    EXPORTED,
-    FAILED,
-    PENDING,
-    Batch,
-    Request,
-    Response,
-)
-from request_network.services.identity import apply_profile_type, apply_user
-from request_network.services.requests import set_status
-from shared.records import RequestData, ResultData
+from request_network.models import EXPORTED, PENDING, Batch, Request, RequestEvent
+from request_network.services.arrivals import HANDLERS
+from shared.db import utcnow
+from transfer import bulk
 from transfer.exchange import (
     ExportedBatch,
     ImportOutcome,
@@ -29,7 +29,19 @@ from transfer.exchange import (
     export_records,
     import_inbox,
 )
-from transfer.format import Record
+from transfer.format import Limits, Record
+from transfer.spec import make_record
+
+__all__ = [
+    "HANDLERS",
+    "ExportReport",
+    "export_requests",
+    "import_batches",
+    "mark_exported",
+    "set_statuses",
+]
+
+PAGE = 10_000  # rows read per round trip at most: one default batch
 
 
 @dataclass(frozen=True)
@@ -38,72 +50,132 @@ class ExportReport:
 
     @property
     def requests(self) -> int:
-        return sum(len(b.record_ids) for b in self.batches)
+        return sum(b.carried for b in self.batches)
 
 
-def export_requests(session: Session, out: Outbound, *, limit: int = 10_000) -> ExportReport:
-    """Pending requests → signed batches; locked rows mean two workers never export one twice."""
-    stmt = (
-        select(Request)
-        .where(Request.status == PENDING)
-        .order_by(Request.created_at, Request.id)
-        .limit(limit)
+def export_requests(
+    session: Session, out: Outbound, *, limit: int | None = None, keep_ids: bool = True
+) -> ExportReport:
+    """Pending requests (up to ``limit``, oldest first) → signed batches; the caller commits.
+
+    Rows are read only once the stream's lock is held and are locked as they are read
+    (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two workers never export one request
+    twice. Each batch's requests become EXPORTED, with their history event, in bulk right
+    after its file is written. ``keep_ids=False`` leaves `ExportedBatch.record_ids` empty.
+    """
+    now = utcnow()
+
+    def on_batch(batch: ExportedBatch, ids: list[str]) -> None:
+        mark_exported(session, ids, batch_id=batch.batch_id, detail=f"in {batch.path.name}", at=now)
+
+    def records(room: Limits) -> Iterator[Record]:
+        # A page per batch: rows for the next batch are in hand while this one is marked.
+        return _pending_records(session, limit, page=max(1, min(room.max_records, PAGE)))
+
+    batches = export_records(
+        session,
+        Batch,
+        out,
+        stream="requests",
+        records=records,
+        on_batch=on_batch,
+        keep_ids=keep_ids,
     )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    pending = session.execute(stmt).scalars().all()
-    if not pending:
-        return ExportReport([])
-    records = (
-        Record(
-            type="request",
-            id=r.id,
-            version=1,
-            data=RequestData(
-                user_id=r.user_id,
-                profile_type=r.profile_type,
-                query=r.query,
-                submitted_at=r.created_at,
-            ).model_dump(mode="json"),
-        )
-        for r in pending
-    )
-    batches = export_records(session, Batch, out, stream="requests", records=records)
-    by_id = {r.id: r for r in pending}
-    for batch in batches:
-        for rid in batch.record_ids:
-            request = by_id[rid]
-            request.batch_id = batch.batch_id
-            set_status(session, request, EXPORTED, f"in {batch.path.name}")
-    session.flush()
     return ExportReport(batches)
 
 
-def apply_result(session: Session, rec: Record, batch_id: str) -> None:
-    data = ResultData.model_validate(rec.data)
-    request = session.get(Request, rec.id)
-    if request is None:
-        raise ValueError("result for a request this network never sent")
-    if session.get(Response, rec.id) is not None:
-        return  # already have it: upserts keyed by id make replays harmless
-    session.add(
-        Response(
-            request_id=rec.id,
-            status=data.status,
-            total=data.total,
-            hits=data.hits,
-            error=data.error,
-            executed_at=data.executed_at,
-            took_ms=data.took_ms,
-            batch_id=batch_id,
+_COLUMNS = (
+    Request.id,
+    Request.user_id,
+    Request.profile_type,
+    cast(Request.query, Text),  # decoded by orjson below, faster than the driver's json
+    Request.created_at,
+)
+
+
+def _pending_rows(session: Session, limit: int | None, page: int) -> Iterator[tuple]:
+    """Pending rows, oldest first, read a page at a time.
+
+    PostgreSQL: one query through a server-side cursor, rows locked as they are fetched
+    (statements marking earlier rows run between fetches; the cursor's snapshot does not
+    see them). SQLite: keyset pages, so no statement stays open while rows change.
+    """
+    order = (Request.created_at, Request.id)
+    base = select(*_COLUMNS).where(Request.status == PENDING).order_by(*order)
+    if bulk.is_postgres(session):
+        stmt = base.with_for_update(skip_locked=True)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        result = session.execute(stmt.execution_options(yield_per=page))
+        for rows in result.partitions():
+            yield from rows
+        return
+    after: tuple[datetime, str] | None = None
+    left = limit
+    while left is None or left > 0:
+        size = page if left is None else min(page, left)
+        stmt = base
+        if after is not None:
+            stmt = stmt.where(Request.created_at >= after[0], tuple_(*order) > tuple_(*after))
+        rows = session.execute(stmt.limit(size)).all()
+        yield from rows
+        if len(rows) < size:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
+        if left is not None:
+            left -= len(rows)
+
+
+def _pending_records(session: Session, limit: int | None, page: int) -> Iterator[Record]:
+    loads, when = orjson.loads, bulk.wire_time
+    for rid, user_id, profile_type, query, created_at in _pending_rows(session, limit, page):
+        data = {
+            "user_id": user_id,
+            "profile_type": profile_type,
+            "query": loads(query),
+            "submitted_at": when(created_at),
+        }
+        yield make_record("request", rid, 1, data)
+
+
+def mark_exported(
+    session: Session, ids: list[str], *, batch_id: str, detail: str, at: datetime
+) -> None:
+    """Requests `ids` went out in `batch_id`: EXPORTED, with a history event each."""
+    set_statuses(session, ids, EXPORTED, detail=detail, at=at, batch_id=batch_id)
+
+
+def set_statuses(
+    session: Session,
+    ids: list[str],
+    status: str,
+    *,
+    detail: str,
+    at: datetime,
+    batch_id: str | None = None,
+) -> None:
+    """`set_status` for many requests at once (one or two statements), and `batch_id` if given."""
+    if not ids:
+        return
+    values: dict[str, object] = {"status": status, "updated_at": at}
+    if batch_id is not None:
+        values["batch_id"] = batch_id
+    if bulk.is_postgres(session):
+        query = sql.SQL(
+            "WITH moved AS (UPDATE requests SET {sets} WHERE id = ANY(%b::text[]) RETURNING id) "
+            "INSERT INTO request_events (request_id, status, at, detail) "
+            "SELECT id, %b, %b, %b FROM moved"
+        ).format(sets=bulk.pg_assignments(values))
+        bulk.pg_execute(session, query, [*values.values(), ids, status, at, detail], defer=True)
+    else:
+        bulk.update_in(session, Request.__table__, "id", ids, values)
+        bulk.insert_rows(
+            session,
+            RequestEvent.__table__,
+            {"request_id": ids},
+            same={"status": status, "at": at, "detail": detail},
         )
-    )
-    final = COMPLETED if data.status == "DONE" else FAILED
-    set_status(session, request, final, data.error or "")
-    session.flush()
-
-
-HANDLERS = {"result": apply_result, "user": apply_user, "profile_type": apply_profile_type}
+    bulk.expire_loaded(session, Request, ids)
 
 
 def import_batches(

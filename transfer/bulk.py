@@ -1,0 +1,334 @@
+"""Many rows per statement, for the exchange's import and export paths.
+
+The same calls work on PostgreSQL and SQLite; each takes the caller's session and never
+commits. On PostgreSQL the hot paths (`insert_new`, `insert_rows`, `update_in`) send each
+column as one binary array and let the server `unnest` them: one round trip per chunk, the
+values adapted in C (text-format arrays cost ~25x more to build), and the statements that
+return nothing may run behind the caller (`transfer.behind`). SQLite gets plain executemany
+statements, IN lists kept under its variable limit.
+
+Bulk statements bypass the ORM: rows of `model` already loaded in the session are expired
+(`expire_loaded`) so they are read again rather than served stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from psycopg import sql
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from transfer import behind
+
+__all__ = [
+    "CHUNK",
+    "Columns",
+    "chunked",
+    "existing_keys",
+    "expire_loaded",
+    "insert_new",
+    "insert_rows",
+    "is_postgres",
+    "pg_assignments",
+    "pg_execute",
+    "update_in",
+    "upsert_newer",
+    "wire_time",
+]
+
+CHUNK = 5_000  # rows per statement
+_SQLITE_IN = 500  # values per IN list on SQLite (its default variable limit is 32 766)
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def chunked(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def pg_execute(
+    session: Session, query: sql.Composable | str, params: Sequence[Any], *, defer: bool = False
+) -> list[tuple]:
+    """Run ``query`` (psycopg ``%b`` placeholders: binary parameters) in the session's
+    transaction and return its rows.
+
+    Pending ORM changes are flushed first, so the statement sees them. With ``defer=True``
+    inside `transfer.behind.write_behind` the statement runs behind the caller and nothing
+    is returned; otherwise deferred statements finish first, so statements keep their order.
+    """
+    session.flush()
+    connection = session.connection().connection.driver_connection
+    later = behind.current(session)
+    if later is not None:
+        if defer:
+            later.submit(_run, connection, query, params)
+            return []
+        later.wait()
+    return _run(connection, query, params)
+
+
+def _run(connection, query: sql.Composable | str, params: Sequence[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+def _pg_array_type(column) -> str:
+    kind = column.type
+    if isinstance(kind, JSON):
+        return "json"
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    if isinstance(kind, BigInteger):
+        return "int8"
+    if isinstance(kind, Integer):
+        return "int4"
+    if isinstance(kind, Boolean):
+        return "bool"
+    return "text"
+
+
+def _pg_array(column) -> sql.SQL:
+    """A binary parameter holding one column's values as an array of its type."""
+    return sql.SQL(f"%b::{_pg_array_type(column)}[]")
+
+
+def _names(names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
+def _pg_value(column, value: Any) -> Any:
+    if value is not None and isinstance(column.type, JSON):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def wire_time(moment: datetime) -> str:
+    """A timestamp as record data carries it (what pydantic's JSON mode writes: UTC, ``Z``).
+
+    Naive values (SQLite returns them) are UTC.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    elif moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+def expire_loaded(session: Session, model: type, keys: Iterable[Any]) -> None:
+    """Expire the objects of ``model`` with these primary keys that the session holds."""
+    identity_map = session.identity_map
+    if not len(identity_map):
+        return
+    wanted = set(keys)
+    for identity_key in list(identity_map.keys()):
+        cls, pk = identity_key[0], identity_key[1]
+        if issubclass(cls, model) and len(pk) == 1 and pk[0] in wanted:
+            obj = identity_map.get(identity_key)
+            if obj is not None:
+                session.expire(obj)
+
+
+def existing_keys(session: Session, table: Table, key: str, values: Sequence[Any]) -> set[Any]:
+    """Which of ``values`` are already present in ``table.key``."""
+    column = table.c[key]
+    if is_postgres(session):
+        query = sql.SQL("SELECT {key} FROM {table} WHERE {key} = ANY({values})").format(
+            key=sql.Identifier(key), table=sql.Identifier(table.name), values=_pg_array(column)
+        )
+        return {row[0] for row in pg_execute(session, query, [list(values)])}
+    found: set[Any] = set()
+    for part in chunked(values, _SQLITE_IN):
+        found.update(session.execute(select(column).where(column.in_(part))).scalars())
+    return found
+
+
+Columns = dict[str, list[Any]]  # column name → one value per row, every list as long
+
+
+def _dedupe(columns: Columns, key: str) -> Columns:
+    """Only the first row of each key."""
+    seen: set[Any] = set()
+    keep = [i for i, k in enumerate(columns[key]) if not (k in seen or seen.add(k))]
+    if len(keep) == len(columns[key]):
+        return columns
+    return {name: [values[i] for i in keep] for name, values in columns.items()}
+
+
+def _pg_unnest(table: Table, columns: Columns, same: dict[str, Any]) -> tuple[sql.Composed, list]:
+    """``INSERT INTO table (…) SELECT … FROM unnest(…)`` and its parameters.
+
+    Timestamps given as ISO strings are sent as text and cast by the server; JSON values are
+    serialised here; `same` values are sent once, not once per row.
+    """
+    arrays, casts = [], []
+    for name, values in columns.items():
+        column = table.c[name]
+        kind = _pg_array_type(column)
+        if kind == "json":
+            dumps = orjson.dumps
+            values = [None if v is None else dumps(v).decode() for v in values]
+        elif kind.startswith("timestamp") and any(isinstance(v, str) for v in values[:1]):
+            casts.append(sql.SQL(f"CAST(%b::text[] AS {kind}[])"))
+            arrays.append(values)
+            continue
+        casts.append(_pg_array(column))
+        arrays.append(values)
+    names = [*columns, *same]
+    fixed = [_pg_value(table.c[n], v) for n, v in same.items()]
+    query = sql.SQL(
+        "INSERT INTO {table} ({names}) SELECT u.*{fixed} FROM unnest({arrays}) AS u"
+    ).format(
+        table=sql.Identifier(table.name),
+        names=_names(names),
+        fixed=sql.SQL("").join(sql.SQL(", %b") for _ in fixed),
+        arrays=sql.SQL(", ").join(casts),
+    )
+    return query, [*fixed, *arrays]
+
+
+def _sqlite_rows(table: Table, columns: Columns, same: dict[str, Any]) -> list[dict[str, Any]]:
+    converters = {
+        name: datetime.fromisoformat
+        for name, values in columns.items()
+        if isinstance(table.c[name].type, DateTime) and values and isinstance(values[0], str)
+    }
+    names = list(columns)
+    rows = []
+    for values in zip(*columns.values(), strict=True):
+        row = dict(zip(names, values, strict=True))
+        for name, convert in converters.items():
+            if row[name] is not None:
+                row[name] = convert(row[name])
+        rows.append({**row, **same})
+    return rows
+
+
+def insert_new(
+    session: Session,
+    table: Table,
+    columns: Columns,
+    *,
+    key: str,
+    same: dict[str, Any] | None = None,
+    returning: bool = True,
+) -> list[Any]:
+    """``INSERT … ON CONFLICT (key) DO NOTHING``; the keys of the rows that went in.
+
+    Rows come column by column (`same`: columns with one value for every row). A key that
+    repeats one earlier in the rows is dropped (the first wins), as is one the table already
+    holds. ``returning=False`` skips collecting the keys (an empty list comes back).
+    """
+    if not columns[key]:
+        return []
+    same = same or {}
+    columns = _dedupe(columns, key)
+    if is_postgres(session):
+        query, params = _pg_unnest(table, columns, same)
+        query = sql.SQL("{insert} ON CONFLICT ({key}) DO NOTHING").format(
+            insert=query, key=sql.Identifier(key)
+        )
+        if returning:
+            query = sql.SQL("{query} RETURNING {key}").format(query=query, key=sql.Identifier(key))
+        rows = pg_execute(session, query, params, defer=not returning)
+        return [r[0] for r in rows] if returning else []
+    present = existing_keys(session, table, key, columns[key])
+    fresh = [row for row in _sqlite_rows(table, columns, same) if row[key] not in present]
+    if fresh:
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
+        session.execute(stmt, fresh)
+    return [row[key] for row in fresh] if returning else []
+
+
+def insert_rows(
+    session: Session, table: Table, columns: Columns, *, same: dict[str, Any] | None = None
+) -> None:
+    """A plain bulk ``INSERT`` of rows given column by column (see `insert_new`)."""
+    same = same or {}
+    if not next(iter(columns.values()), []):
+        return
+    if is_postgres(session):
+        pg_execute(session, *_pg_unnest(table, columns, same), defer=True)
+        return
+    session.execute(table.insert(), _sqlite_rows(table, columns, same))
+
+
+def update_in(
+    session: Session,
+    table: Table,
+    key: str,
+    keys: Sequence[Any],
+    values: dict[str, Any],
+    *,
+    defer: bool = False,
+) -> None:
+    """``UPDATE table SET values WHERE key IN keys``, in as few statements as the DB allows
+    (``defer``: see `pg_execute`)."""
+    if not keys:
+        return
+    column = table.c[key]
+    if is_postgres(session):
+        query = sql.SQL("UPDATE {table} SET {sets} WHERE {key} = ANY({keys})").format(
+            table=sql.Identifier(table.name),
+            sets=pg_assignments(values),
+            key=sql.Identifier(key),
+            keys=_pg_array(column),
+        )
+        params = [_pg_value(table.c[n], v) for n, v in values.items()]
+        pg_execute(session, query, [*params, list(keys)], defer=defer)
+        return
+    for part in chunked(keys, _SQLITE_IN):
+        session.execute(update(table).where(column.in_(part)).values(**values))
+
+
+def pg_assignments(values: dict[str, Any]) -> sql.Composed:
+    """``"a" = %b, "b" = %b`` for the names of ``values`` (their values follow as parameters)."""
+    return sql.SQL(", ").join(sql.SQL("{} = %b").format(sql.Identifier(n)) for n in values)
+
+
+def upsert_newer(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    key: str,
+    version: str = "version",
+) -> None:
+    """Insert, or overwrite a row only with a higher ``version``: an older one never wins.
+
+    Of several rows with one key the highest version is kept (the first of equals), so one
+    statement never touches a row twice.
+    """
+    best: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        held = best.get(row[key])
+        if held is None or row[version] > held[version]:
+            best[row[key]] = row
+    if not best:
+        return
+    rows = list(best.values())
+    make = pg_insert if is_postgres(session) else sqlite_insert
+    stmt = make(table)
+    changed = {name: stmt.excluded[name] for name in rows[0] if name != key}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[key],
+        set_=changed,
+        where=table.c[version] < stmt.excluded[version],
+    )
+    for part in chunked(rows, 1_000):
+        session.execute(stmt, part)

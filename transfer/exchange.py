@@ -19,12 +19,13 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from transfer import acks, ledger
 from transfer.behind import write_behind
 from transfer.format import BatchLimitExceeded, Limits, Record, WrittenBatch, write_batch
+from transfer.fsutil import fsync_directory, publish
 from transfer.intake import (
     BulkHandler,
     ImportOutcome,
@@ -36,6 +37,7 @@ from transfer.intake import (
     pending_files,
 )
 from transfer.keys import SigningKey
+from transfer.names import sidecar_name
 from transfer.tables import rejection_model_for
 from transfer.writer import HEADER_RESERVE, TRAILER_RESERVE, EncodedRecord
 
@@ -61,17 +63,69 @@ log = logging.getLogger("ferry.transfer")
 _WRITTEN = "ferry_written_batches"
 
 
+PENDING = ".pending"  # beside the outbox: written, not yet committed, never carried
+
+
+def pending_dir(outbox: Path) -> Path:
+    """Where a batch waits between being written and its row being committed."""
+    return outbox / PENDING
+
+
+def _discard(staged: Path) -> None:
+    for p in (staged, staged.with_name(sidecar_name(staged.name))):
+        p.unlink(missing_ok=True)
+
+
+def _publish(staged: Path) -> None:
+    """Move a committed batch (sidecar first) from the pending directory into the outbox."""
+    outbox = staged.parent.parent
+    for name in (sidecar_name(staged.name), staged.name):
+        source = staged.with_name(name)
+        if not source.exists():
+            continue
+        try:
+            publish(source, outbox / name)
+        except FileExistsError:  # published already (by a recovering exporter): same bytes
+            source.unlink(missing_ok=True)
+    fsync_directory(outbox)
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _remove_uncommitted_files(session: Session, _previous) -> None:
-    """A batch file whose DB row rolled back must not stay visible in the outbox."""
+    """A batch whose DB row rolled back is never published."""
     for path in session.info.pop(_WRITTEN, []):
-        for p in (path, path.with_name(path.name + ".sha256")):
-            p.unlink(missing_ok=True)
+        _discard(path)
 
 
 @event.listens_for(Session, "after_commit")
-def _forget_committed_files(session: Session) -> None:
-    session.info.pop(_WRITTEN, None)
+def _publish_committed_files(session: Session) -> None:
+    """Only a batch whose row is committed becomes visible in the outbox."""
+    for path in session.info.pop(_WRITTEN, []):
+        _publish(path)
+
+
+def settle_pending(session: Session, batch_model: type, outbox: Path, *, stream: str) -> None:
+    """After a crash between writing and publishing: publish what was committed, drop the rest.
+
+    Call it holding the stream's lock, so no other exporter of the stream has a batch in
+    flight: a pending file of this stream without a committed row can only be left over.
+    """
+    staging = pending_dir(outbox)
+    if not staging.is_dir():
+        return
+    for path in staging.glob(f"{stream}-*.jsonl"):
+        committed = session.execute(
+            select(batch_model.id).where(
+                batch_model.direction == ledger.OUT, batch_model.filename == path.name
+            )
+        ).first()
+        if committed:
+            _publish(path)
+        else:
+            log.warning("dropping %s: written by an export that never committed", path.name)
+            _discard(path)
+    for temp in staging.glob(f".{stream}-*.tmp-*"):  # a writer killed mid-file
+        temp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -176,13 +230,14 @@ def export_records(
     transaction rolls back, the files written here are removed again.
     """
     ledger.lock_stream(session, stream=stream, source=out.source)
+    settle_pending(session, batch_model, out.outbox, stream=stream)
     riding = [EncodedRecord.of(a) for a in ack_records(session, batch_model, peer=out.destination)]
     room = _room_after_acks(out.limits, riding)
     with write_behind(session):  # marking batch k runs while batch k+1 is written
         feed = _Feed(records(room) if callable(records) else records, room, riding)
         exported: list[ExportedBatch] = []
         if not feed.exhausted:
-            out.outbox.mkdir(parents=True, exist_ok=True)
+            pending_dir(out.outbox).mkdir(parents=True, exist_ok=True)
         while not feed.exhausted:
             if exported:  # the stream's lock is held: the next seq chains to the last one
                 seq, prev = exported[-1].seq + 1, exported[-1].digest
@@ -191,7 +246,7 @@ def export_records(
                     session, batch_model, stream=stream, source=out.source
                 )
             written = write_batch(
-                out.outbox,
+                pending_dir(out.outbox),
                 stream=stream,
                 source=out.source,
                 destination=out.destination,
@@ -298,7 +353,7 @@ def _record_out(
     )
     session.flush()
     return ExportedBatch(
-        written.path,
+        written.path.parent.parent / written.path.name,  # where it is once committed
         written.batch_id,
         stream,
         seq,
@@ -318,6 +373,7 @@ def export_acks_if_due(session: Session, batch_model: type, out: Outbound) -> li
     """
     rejection_model = rejection_model_for(batch_model)
     ledger.lock_stream(session, stream=ledger.ACKS_STREAM, source=out.source)
+    settle_pending(session, batch_model, out.outbox, stream=ledger.ACKS_STREAM)
     if not acks.ack_due(
         session, batch_model, rejection_model, source=out.source, peer=out.destination
     ):
@@ -329,9 +385,9 @@ def export_acks_if_due(session: Session, batch_model: type, out: Outbound) -> li
         session, batch_model, stream=ledger.ACKS_STREAM, source=out.source
     )
     counts = {"ack": len(riding)}
-    out.outbox.mkdir(parents=True, exist_ok=True)
+    pending_dir(out.outbox).mkdir(parents=True, exist_ok=True)
     written = write_batch(
-        out.outbox,
+        pending_dir(out.outbox),
         stream=ledger.ACKS_STREAM,
         source=out.source,
         destination=out.destination,

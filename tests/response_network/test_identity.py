@@ -274,7 +274,9 @@ class Gap:
         self.inbound = inbound_from(self.request_settings)
 
     def export(self) -> list[ExportedBatch]:
-        return export_identity(self.rs_session, self.outbound)
+        batches = export_identity(self.rs_session, self.outbound)
+        self.rs_session.commit()  # a batch reaches the outbox only once its row is committed
+        return batches
 
     def carry(self, *batches: ExportedBatch) -> None:
         inbox = self.request_settings.inbox

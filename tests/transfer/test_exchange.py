@@ -21,6 +21,7 @@ from response_network.services.exchange import export_results, import_requests
 from shared.security.passwords import hash_password
 from tests.conftest import network_settings
 from transfer.config import inbound_from, outbound_from
+from transfer.exchange import pending_dir
 
 pytestmark = pytest.mark.postgres
 
@@ -141,12 +142,17 @@ def test_fork_of_an_imported_sequence_is_quarantined(net, rq_session, rs_session
     seed_request_side(rq_session, 1, username="bob")
     rq_session.commit()
     # Export seq 1 twice with different content: the receiver takes one and refuses the other.
+    # Ferry never publishes an uncommitted batch, so the first copy is taken from the pending
+    # directory, as if it had escaped some other way.
     a = export_requests(rq_session, outbound_from(net["request"])).batches[0]
+    assert not a.path.exists(), "not in the outbox before its row is committed"
     a_copy = tmp_path / "a"
     a_copy.mkdir()
-    carry(net["request"].outbox, a_copy)
+    carry(pending_dir(net["request"].outbox), a_copy)
     rq_session.rollback()
     b = export_requests(rq_session, outbound_from(net["request"])).batches[0]
+    rq_session.commit()
+    assert b.path.exists(), "published once its row is committed"
     assert a.seq == b.seq == 1 and a.digest != b.digest
     carry(a_copy, net["response"].inbox)
     assert [

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -214,16 +213,6 @@ def pg_version() -> str:
         return conn.execute("SHOW server_version").fetchone()[0]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if "model name" in line:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def carry(src: Path, dst: Path) -> list[Path]:
     dst.mkdir(parents=True, exist_ok=True)
     copied = []
@@ -368,20 +357,6 @@ def run_size(n: int, with_results: bool) -> dict:
     return row
 
 
-def best_of(rounds: list[dict]) -> dict:
-    """Per step the fastest round (its own figures), per floor the fastest too."""
-    best: dict = {"n": rounds[0]["n"], "rounds": len(rounds)}
-    for key in rounds[0]:
-        values = [r[key] for r in rounds if key in r]
-        if isinstance(values[0], dict) and "seconds" in values[0]:
-            best[key] = {**min(values, key=lambda m: m["seconds"]), "runs": len(values)}
-        elif isinstance(values[0], dict):
-            best[key] = {k: min(v[k] for v in values) for k in values[0]}
-        elif isinstance(values[0], float):
-            best[key] = min(values)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -398,7 +373,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.work)
         return
-    from exchange_report import report, write_section
+    from exchange_report import best_of, cpu_model, report, write_section
 
     command = "uv run python bench/bench_exchange.py --sizes " + " ".join(map(str, args.sizes))
     command += " --result-sizes " + " ".join(map(str, args.result_sizes))

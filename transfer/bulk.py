@@ -19,7 +19,18 @@ from typing import Any
 
 import orjson
 from psycopg import sql
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, Table, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    Select,
+    Table,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -48,6 +59,40 @@ _SQLITE_IN = 500  # values per IN list on SQLite (its default variable limit is 
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def stream_rows(
+    session: Session, base: Select, order: tuple[Any, Any], *, limit: int | None, page: int
+) -> Iterator[Any]:
+    """The rows of `base`, in `order` (a time column, then a unique key), a page at a time.
+
+    PostgreSQL: one server-side cursor with `FOR UPDATE SKIP LOCKED`, so two exporters never
+    take the same row (statements marking earlier rows run between fetches; the cursor's
+    snapshot does not see them). SQLite: keyset pages, so no statement stays open while rows
+    change.
+    """
+    base = base.order_by(*order)
+    if is_postgres(session):
+        stmt = base.with_for_update(skip_locked=True)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        for rows in session.execute(stmt.execution_options(yield_per=page)).partitions():
+            yield from rows
+        return
+    after: tuple | None = None
+    left = limit
+    while left is None or left > 0:
+        size = page if left is None else min(page, left)
+        stmt = base
+        if after is not None:
+            stmt = stmt.where(order[0] >= after[0], tuple_(*order) > tuple_(*after))
+        rows = session.execute(stmt.limit(size)).all()
+        yield from rows
+        if len(rows) < size:
+            return
+        after = tuple(getattr(rows[-1], column.key) for column in order)
+        if left is not None:
+            left -= len(rows)
 
 
 def chunked(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:

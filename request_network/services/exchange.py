@@ -14,7 +14,7 @@ from datetime import datetime
 
 import orjson
 from psycopg import sql
-from sqlalchemy import Text, cast, select, tuple_
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from request_network.models import EXPORTED, PENDING, Batch, Request, RequestEvent
@@ -94,36 +94,9 @@ _COLUMNS = (
 
 
 def _pending_rows(session: Session, limit: int | None, page: int) -> Iterator[tuple]:
-    """Pending rows, oldest first, read a page at a time.
-
-    PostgreSQL: one query through a server-side cursor, rows locked as they are fetched
-    (statements marking earlier rows run between fetches; the cursor's snapshot does not
-    see them). SQLite: keyset pages, so no statement stays open while rows change.
-    """
-    order = (Request.created_at, Request.id)
-    base = select(*_COLUMNS).where(Request.status == PENDING).order_by(*order)
-    if bulk.is_postgres(session):
-        stmt = base.with_for_update(skip_locked=True)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        result = session.execute(stmt.execution_options(yield_per=page))
-        for rows in result.partitions():
-            yield from rows
-        return
-    after: tuple[datetime, str] | None = None
-    left = limit
-    while left is None or left > 0:
-        size = page if left is None else min(page, left)
-        stmt = base
-        if after is not None:
-            stmt = stmt.where(Request.created_at >= after[0], tuple_(*order) > tuple_(*after))
-        rows = session.execute(stmt.limit(size)).all()
-        yield from rows
-        if len(rows) < size:
-            return
-        after = (rows[-1].created_at, rows[-1].id)
-        if left is not None:
-            left -= len(rows)
+    """Pending rows, oldest first, read a page at a time (locked on PostgreSQL)."""
+    base = select(*_COLUMNS).where(Request.status == PENDING)
+    return bulk.stream_rows(session, base, (Request.created_at, Request.id), limit=limit, page=page)
 
 
 def _pending_records(session: Session, limit: int | None, page: int) -> Iterator[Record]:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import Text, cast, select, tuple_
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from response_network.models import QUEUED, Batch, ImportedRequest, Result
@@ -117,28 +116,8 @@ _COLUMNS = (
 
 
 def _unexported_rows(session: Session, limit: int | None) -> Iterator[tuple]:
-    """Unexported results, oldest first, a page at a time (see the request network's twin)."""
-    order = (Result.executed_at, Result.request_id)
-    base = select(*_COLUMNS).where(Result.batch_id.is_(None)).order_by(*order)
-    if bulk.is_postgres(session):
-        stmt = base.with_for_update(skip_locked=True)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        result = session.execute(stmt.execution_options(yield_per=PAGE))
-        for page in result.partitions():
-            yield from page
-        return
-    after: tuple[datetime, str] | None = None
-    left = limit
-    while left is None or left > 0:
-        size = PAGE if left is None else min(PAGE, left)
-        stmt = base
-        if after is not None:
-            stmt = stmt.where(Result.executed_at >= after[0], tuple_(*order) > tuple_(*after))
-        page = session.execute(stmt.limit(size)).all()
-        yield from page
-        if len(page) < size:
-            return
-        after = (page[-1].executed_at, page[-1].request_id)
-        if left is not None:
-            left -= len(page)
+    """Unexported results, oldest first, a page at a time (locked on PostgreSQL)."""
+    base = select(*_COLUMNS).where(Result.batch_id.is_(None))
+    return bulk.stream_rows(
+        session, base, (Result.executed_at, Result.request_id), limit=limit, page=PAGE
+    )

@@ -6,49 +6,22 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from ledger_support import seed_request_side, tx_factory
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from request_network import models as rq
-from request_network.services import requests as rq_requests
 from request_network.services.exchange import export_requests, import_batches
 from response_network import models as rs
 from response_network.services.exchange import export_results, import_requests
-from shared.security.passwords import hash_password
 from tests.conftest import network_settings
 from transfer.config import inbound_from, outbound_from
 from transfer.exchange import pending_dir
 
 pytestmark = pytest.mark.postgres
-
-QUERY = {"query": {"match": {"field": "title", "value": "ferry"}}, "size": 5}
-PROFILE = {
-    "name": "articles",
-    "index": "articles",
-    "fields": {"title": "text", "year": "integer"},
-    "return_fields": ["title", "year"],
-    "max_size": 50,
-    "rate_limits": {"minute": 10, "hour": 100, "day": 1000},
-}
-
-
-def tx_factory(session: Session):
-    """Stand-in for `shared.db.transaction` on the test's rollback session (savepoints)."""
-
-    @contextmanager
-    def tx():
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-
-    return tx
 
 
 @pytest.fixture
@@ -57,24 +30,6 @@ def net(tmp_path, keys, pg_urls):
         "request": network_settings("request", tmp_path, keys, database_url=pg_urls["request"]),
         "response": network_settings("response", tmp_path, keys, database_url=pg_urls["response"]),
     }
-
-
-def seed_request_side(session: Session, n: int, username: str = "alice") -> list[rq.Request]:
-    session.add(rq.ProfileType(version=1, **PROFILE))
-    user = rq.User(
-        id=f"u-{username}",
-        username=username,
-        role="user",
-        profile_type="articles",
-        password_hash=hash_password("pw", rounds=4),
-        active=True,
-        version=1,
-    )
-    session.add(user)
-    session.flush()
-    return [
-        rq_requests.submit(session, user, profile_type="articles", query=QUERY) for _ in range(n)
-    ]
 
 
 def carry(src: Path, dst: Path) -> list[Path]:

@@ -166,7 +166,8 @@ def sql(net: str, *statements: str, autocommit: bool = False, **params: object) 
 
 
 def seed_requests(n: int) -> None:
-    """N pending requests of 100 users, random UUIDs, a millisecond apart, with their event."""
+    """N pending requests of 100 users, random UUIDs, a millisecond apart, with their event
+    and their outbox entry (as `request_network.services.requests.submit` leaves them)."""
     sql(
         "request",
         "INSERT INTO profile_types (name, index, fields, return_fields, max_size, rate_limits,"
@@ -184,6 +185,9 @@ def seed_requests(n: int) -> None:
         " + i * interval '1 millisecond' AS t) AS ts",
         "INSERT INTO request_events (request_id, status, at, detail)"
         " SELECT id, 'PENDING', created_at, 'submitted' FROM requests",
+        "INSERT INTO request_outbox (request_id, user_id, profile_type, query, submitted_at)"
+        " SELECT id, user_id, profile_type, query, created_at FROM requests"
+        " ORDER BY created_at, id",
         n=n,
     )
     sql("request", "VACUUM ANALYZE", autocommit=True)
@@ -266,30 +270,30 @@ def copy_in(net: str, like: str, path: Path) -> float:
 
 
 def marking_floor(batch: int = 10_000) -> float:
-    """The export's writes alone, in SQL with no Python work: lock every pending request
-    (`FOR UPDATE SKIP LOCKED`, as the export reads them), then per batch of ids the very
-    statement that marks them (EXPORTED + a history event each). Rolled back afterwards."""
+    """The export's database work alone, in SQL with no Python work: read and lock the whole
+    outbox (`FOR UPDATE SKIP LOCKED`, as the export reads it), then per batch of ids the very
+    statement that marks them (out of the outbox, into `request_exports`). Rolled back."""
     import psycopg
 
     with psycopg.connect(libpq_url("request")) as conn:
         start = time.perf_counter()
         cursor = conn.cursor(name="floor")
         cursor.execute(
-            "SELECT id FROM requests WHERE status = 'PENDING' ORDER BY created_at, id "
-            "FOR UPDATE SKIP LOCKED"
+            "SELECT seq, request_id, user_id, profile_type, query::text, submitted_at"
+            " FROM request_outbox ORDER BY seq, request_id FOR UPDATE SKIP LOCKED"
         )
         conn.execute(
             "INSERT INTO batches (id, direction, stream, source, destination, seq, digest,"
             " filename, record_count, bytes, created_at) VALUES ('floor', 'out', 'requests',"
             " 'request', 'response', 1, '', 'floor', 0, 0, now())"
         )
-        while ids := [row[0] for row in cursor.fetchmany(batch)]:
+        while ids := [row[1] for row in cursor.fetchmany(batch)]:
             conn.cursor().execute(
-                "WITH moved AS (UPDATE requests SET status = %b, updated_at = now(),"
-                " batch_id = %b WHERE id = ANY(%b::text[]) RETURNING id)"
-                " INSERT INTO request_events (request_id, status, at, detail)"
-                " SELECT id, %b, now(), %b FROM moved",
-                ["EXPORTED", "floor", ids, "EXPORTED", "in requests-request-00000001-floor.jsonl"],
+                "WITH gone AS (DELETE FROM request_outbox WHERE request_id = ANY(%b::text[])"
+                " RETURNING request_id)"
+                " INSERT INTO request_exports (request_id, batch_id, at)"
+                " SELECT request_id, %b, now() FROM gone",
+                [ids, "floor"],
             )
         seconds = time.perf_counter() - start
         conn.rollback()

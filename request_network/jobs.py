@@ -8,8 +8,8 @@ from functools import partial
 
 from sqlalchemy import select
 
-from request_network.models import EXPORTED, PENDING, Batch, Request
-from request_network.services.exchange import export_requests, import_batches, set_statuses
+from request_network.models import PENDING, Batch, Request, RequestExport
+from request_network.services.exchange import export_requests, import_batches, requeue
 from request_network.settings import RequestSettings
 from shared.db import transaction, utcnow
 from transfer import bulk, upkeep
@@ -75,24 +75,20 @@ def requeue_unacked(settings: RequestSettings, *, older_than: timedelta) -> dict
     The response network imports a request id once, so a second copy is harmless.
     """
     cutoff = utcnow() - older_than
-    requeued = 0
     with transaction(settings.database_url) as session:
         stmt = (
-            select(Request.id)
-            .join(Batch, Request.batch_id == Batch.id)
-            .where(Request.status == EXPORTED, Batch.acked_at.is_(None), Batch.created_at < cutoff)
+            select(RequestExport.request_id)
+            .join(Batch, RequestExport.batch_id == Batch.id)
+            .join(Request, Request.id == RequestExport.request_id)
+            .where(Request.status == PENDING)
+            .where(Batch.acked_at.is_(None), Batch.created_at < cutoff)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update(of=Request, skip_locked=True)
+        if bulk.is_postgres(session):
+            stmt = stmt.with_for_update(of=RequestExport, skip_locked=True)
         ids = list(session.execute(stmt).scalars())
         now = utcnow()
+        detail = f"re-export: batch unacknowledged after {older_than}"
         for chunk in bulk.chunked(ids):
-            set_statuses(
-                session,
-                chunk,
-                PENDING,
-                detail=f"re-export: batch unacknowledged after {older_than}",
-                at=now,
-            )
+            requeue(session, chunk, detail=detail, at=now)
         requeued = len(ids)
     return asdict(StaleReport(requeued))

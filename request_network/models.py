@@ -1,11 +1,22 @@
-"""Request network tables: user replicas, requests with their history, responses, batches."""
+"""Request network tables: user replicas, requests with their history, the outbox of requests
+waiting to be exported, the record of which batch carried each request, responses, batches."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import naming_metadata, utcnow
@@ -18,7 +29,9 @@ from shared.models import (
     UserColumns,
 )
 
-# Request states the user sees. EXPORTED is shown as IN_TRANSIT.
+# Request states. The stored `status` is PENDING until the answer arrives (COMPLETED or
+# FAILED); a PENDING request that a batch has carried out (it has a `RequestExport`) is
+# EXPORTED, which the user sees as IN_TRANSIT.
 PENDING, EXPORTED, COMPLETED, FAILED, EXPIRED = (
     "PENDING",
     "EXPORTED",
@@ -27,6 +40,13 @@ PENDING, EXPORTED, COMPLETED, FAILED, EXPIRED = (
     "EXPIRED",
 )
 PUBLIC_STATUS = {EXPORTED: "IN_TRANSIT"}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    status: str
+    at: datetime
+    detail: str
 
 
 class Base(DeclarativeBase):
@@ -46,7 +66,6 @@ class ProfileType(ProfileTypeColumns, Base):
 
 class Request(Base):
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_status_created", "status", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
@@ -55,15 +74,74 @@ class Request(Base):
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
 
     events: Mapped[list[RequestEvent]] = relationship(
         back_populates="request", order_by="RequestEvent.id", cascade="all, delete-orphan"
     )
+    export: Mapped[RequestExport | None] = relationship(
+        primaryjoin="Request.id == foreign(RequestExport.request_id)", viewonly=True
+    )
+
+    @property
+    def state(self) -> str:
+        """The stored status, or EXPORTED while a batch carries the request."""
+        if self.status == PENDING and self.export is not None:
+            return EXPORTED
+        return self.status
 
     @property
     def public_status(self) -> str:
-        return PUBLIC_STATUS.get(self.status, self.status)
+        return PUBLIC_STATUS.get(self.state, self.state)
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        """Every state change in time order, the export (kept once per batch) included."""
+        entries = [HistoryEntry(e.status, e.at, e.detail) for e in self.events]
+        if self.export is not None:
+            entries.append(self.export.as_history())
+        return sorted(entries, key=lambda e: e.at)  # stable: equal times keep their order
+
+
+class OutboxEntry(Base):
+    """A request waiting to be exported, with the record it will travel as.
+
+    Submitting a request adds its entry; the export writes the entries into batches and
+    deletes them, so finding what to send never scans the (ever growing) requests table
+    and exporting never rewrites a request row.
+    """
+
+    __tablename__ = "request_outbox"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), unique=True)
+    user_id: Mapped[str] = mapped_column(String(36))
+    profile_type: Mapped[str] = mapped_column(String(64))
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)
+    submitted_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class RequestExport(Base):
+    """The batch that carried a request out (its EXPORTED step, one row per request).
+
+    No foreign keys on purpose: the exporter writes these rows in bulk from rows it has
+    just read and locked, and a per-row foreign-key check would cost more than the whole
+    export (docs/PERFORMANCE.md).
+    """
+
+    __tablename__ = "request_exports"
+
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(36), index=True)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+
+    batch: Mapped[Batch] = relationship(
+        primaryjoin="foreign(RequestExport.batch_id) == Batch.id", viewonly=True
+    )
+
+    def as_history(self) -> HistoryEntry:
+        return HistoryEntry(EXPORTED, self.at, f"in {self.batch.filename}")
 
 
 class RequestEvent(Base):
@@ -92,6 +170,19 @@ class Response(Base):
     took_ms: Mapped[int | None] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+
+
+class ResponsePart(Base):
+    """A part of a split result, kept until every part has arrived (in any batch order)."""
+
+    __tablename__ = "response_parts"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parts: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class Batch(BatchColumns, Base):

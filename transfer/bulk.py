@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Table,
+    delete,
     select,
     tuple_,
     update,
@@ -339,6 +340,23 @@ def update_in(
         return
     for part in chunked(keys, _SQLITE_IN):
         session.execute(update(table).where(column.in_(part)).values(**values))
+
+
+def delete_in(
+    session: Session, table: Table, key: str, keys: Sequence[Any], *, defer: bool = False
+) -> None:
+    """``DELETE FROM table WHERE key IN keys`` (``defer``: see `pg_execute`)."""
+    if not keys:
+        return
+    column = table.c[key]
+    if is_postgres(session):
+        query = sql.SQL("DELETE FROM {table} WHERE {key} = ANY({keys})").format(
+            table=sql.Identifier(table.name), key=sql.Identifier(key), keys=_pg_array(column)
+        )
+        pg_execute(session, query, [list(keys)], defer=defer)
+        return
+    for part in chunked(keys, _SQLITE_IN):
+        session.execute(delete(table).where(column.in_(part)))
 
 
 def pg_assignments(values: dict[str, Any]) -> sql.Composed:

@@ -150,7 +150,9 @@ class ExportedBatch:
     count: int
     bytes: int
     record_ids: tuple[str, ...]  # empty when the exporter asked not to keep them
-    carried: int = 0  # distinct data record ids in the batch (the parts of one count once)
+    # Distinct data record ids the batch starts: the parts of one count once, and a record
+    # split over several batches counts in the first (so the sum over batches counts records).
+    carried: int = 0
 
 
 # One record, or several that must travel in one batch (the parts of a split result);
@@ -236,6 +238,7 @@ def export_records(
     with write_behind(session):  # marking batch k runs while batch k+1 is written
         feed = _Feed(records(room) if callable(records) else records, room, riding)
         exported: list[ExportedBatch] = []
+        last_id: str | None = None  # the last id of the batch before
         if not feed.exhausted:
             pending_dir(out.outbox).mkdir(parents=True, exist_ok=True)
         while not feed.exhausted:
@@ -259,6 +262,8 @@ def export_records(
                 limits=out.limits,
             )
             ids = feed.ids
+            continued = bool(exported and ids and last_id == ids[0])
+            last_id = ids[-1] if ids else None
             batch = _record_out(
                 session,
                 batch_model,
@@ -268,7 +273,7 @@ def export_records(
                 prev,
                 written,
                 tuple(ids) if keep_ids else (),
-                carried=len(ids),
+                carried=len(ids) - continued,
                 counts=feed.counts,
             )
             if on_batch is not None:

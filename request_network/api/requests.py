@@ -32,7 +32,7 @@ def _out(r: Request) -> RequestOut:
         status=r.public_status,
         created_at=r.created_at,
         updated_at=r.updated_at,
-        history=[StatusEvent(status=e.status, at=e.at, detail=e.detail) for e in r.events],
+        history=[StatusEvent(status=e.status, at=e.at, detail=e.detail) for e in r.history],
     )
 
 

@@ -5,25 +5,30 @@ applies it with a few statements, inside the import's one transaction:
 
 - a result is applied once: the first copy inserts the `Response` and moves its request to
   its final state (COMPLETED or FAILED, with a history event); a replay changes nothing;
-- a result too large for one record line arrives as parts (`part` 0..`parts`-1, one after
-  another in one batch) and is stored as one `Response` with the hits in order;
+- a result too large for one record line arrives as parts (`part` 0..`parts`-1), possibly
+  over several batches in any order; the parts wait in `ResponsePart` until the last one
+  is in, then become one `Response` with the hits in order;
 - users and profile types are upserts guarded by version: an older one never overwrites
   a newer one.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from request_network.models import (
     COMPLETED,
     FAILED,
+    OutboxEntry,
     ProfileType,
     Request,
     RequestEvent,
     Response,
+    ResponsePart,
     User,
 )
 from shared.db import utcnow
@@ -32,47 +37,75 @@ from transfer import bulk
 from transfer.exchange import BulkHandler, RecordRefused
 from transfer.format import Record
 
-__all__ = ["HANDLERS", "apply_profile_types", "apply_results", "apply_users", "assemble_results"]
+__all__ = ["HANDLERS", "apply_profile_types", "apply_results", "apply_users", "collect_results"]
 
 _SAME_IN_EVERY_PART = ("status", "total", "error", "executed_at", "took_ms")
 
 
-def assemble_results(records: list[Record]) -> list[tuple[Record, dict[str, Any]]]:
-    """(record, data) per result, the parts of a split result joined into one."""
-    results = []
-    i, n = 0, len(records)
-    while i < n:
-        rec = records[i]
-        data = rec.data
-        parts = data.get("parts", 1)
-        if parts == 1:
-            results.append((rec, data))
-            i += 1
+def collect_results(
+    session: Session, records: list[Record], batch_id: str
+) -> list[tuple[Record, dict[str, Any]]]:
+    """(record, data) per result ready to store: the whole ones, and each split one whose
+    last part is now in (the others' parts are kept for later batches)."""
+    whole = [(rec, rec.data) for rec in records if rec.data.get("parts", 1) == 1]
+    split = [rec for rec in records if rec.data.get("parts", 1) > 1]
+    return whole + _join_parts(session, split, batch_id) if split else whole
+
+
+def _join_parts(
+    session: Session, parts: list[Record], batch_id: str
+) -> list[tuple[Record, dict[str, Any]]]:
+    ids = list(dict.fromkeys(rec.id for rec in parts))
+    answered = bulk.existing_keys(session, Response.__table__, "request_id", ids)
+    held: dict[str, dict[int, ResponsePart]] = defaultdict(dict)
+    stored = select(ResponsePart).where(ResponsePart.request_id.in_(ids))
+    for kept in session.scalars(stored):
+        held[kept.request_id][kept.part] = kept
+    first: dict[str, Record] = {}
+    for rec in parts:
+        if rec.id in answered:
+            continue  # a replay of a result already stored
+        k, n = rec.data["part"], rec.data["parts"]
+        if not 0 <= k < n:
+            raise RecordRefused(rec, f"part {k} of a result in {n} parts")
+        same = held[rec.id].get(k)
+        if same is not None:
+            if same.data != rec.data:
+                raise RecordRefused(rec, f"part {k} arrived twice with different contents")
             continue
-        group = records[i : i + parts]
-        if len(group) < parts or any(
-            g.id != rec.id or g.data.get("part") != k or g.data.get("parts") != parts
-            for k, g in enumerate(group)
-        ):
-            raise RecordRefused(
-                rec, f"a result in {parts} parts must carry parts 0..{parts - 1} in a row"
-            )
-        if any(g.data.get(f) != data.get(f) for g in group for f in _SAME_IN_EVERY_PART):
+        held[rec.id][k] = ResponsePart(
+            request_id=rec.id, part=k, parts=n, data=rec.data, batch_id=batch_id
+        )
+        session.add(held[rec.id][k])
+        first.setdefault(rec.id, rec)
+    ready = []
+    for rid, rec in first.items():
+        group = [held[rid][k] for k in sorted(held[rid])]
+        if any(p.parts != rec.data["parts"] for p in group):
+            raise RecordRefused(rec, "the parts of one result disagree on how many there are")
+        if len(group) < rec.data["parts"]:
+            continue  # more parts to come
+        if any(p.data.get(f) != rec.data.get(f) for p in group for f in _SAME_IN_EVERY_PART):
             raise RecordRefused(rec, "the parts of one result disagree")
-        hits = [hit for g in group for hit in g.data["hits"]]
-        results.append((rec, {**data, "hits": hits, "part": 0, "parts": 1}))
-        i += parts
-    return results
+        hits = [hit for p in group for hit in p.data["hits"]]
+        ready.append((rec, {**rec.data, "hits": hits, "part": 0, "parts": 1}))
+    session.flush()
+    if ready:
+        joined = [rec.id for rec, _ in ready]
+        session.execute(delete(ResponsePart).where(ResponsePart.request_id.in_(joined)))
+    return ready
 
 
 def apply_results(session: Session, records: list[Record], batch_id: str) -> None:
     """Store each new result and move its request to its final state; replays are no-ops."""
-    results = assemble_results(records)
-    ids = [rec.id for rec, _ in results]
-    known = bulk.existing_keys(session, Request.__table__, "id", ids)
-    for rec, _ in results:
+    known = bulk.existing_keys(session, Request.__table__, "id", [rec.id for rec in records])
+    for rec in records:
         if rec.id not in known:
             raise RecordRefused(rec, "result for a request this network never sent")
+    results = collect_results(session, records, batch_id)
+    if not results:
+        return
+    ids = [rec.id for rec, _ in results]
     now = utcnow()
     columns = {
         "request_id": ids,
@@ -101,6 +134,8 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
         "detail": [d["error"] or "" for d in applied.values()],
     }
     bulk.insert_rows(session, RequestEvent.__table__, events, same={"at": now})
+    # A request sent again (see `requeue`) and answered meanwhile need not go out once more.
+    bulk.delete_in(session, OutboxEntry.__table__, "request_id", list(applied), defer=True)
     bulk.expire_loaded(session, Request, applied)
 
 

@@ -1,8 +1,10 @@
 """The request network's side of the gap: export pending requests, import results and identity.
 
-Both directions are streaming and bulk: pending requests are read from the database a page
-at a time, written straight into batch files and marked exported one bulk statement per
-batch; arriving records are applied in chunks (see `request_network.services.arrivals`).
+Both directions are streaming and bulk: the outbox (`OutboxEntry`, one row per request
+waiting) is read a page at a time and written straight into batch files; each batch then
+moves its requests from the outbox to `RequestExport` in one statement, without rewriting
+the request rows. Arriving records are applied in chunks (see
+`request_network.services.arrivals`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from psycopg import sql
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from request_network.models import EXPORTED, PENDING, Batch, Request, RequestEvent
+from request_network.models import (
+    EXPORTED,
+    PENDING,
+    Batch,
+    OutboxEntry,
+    Request,
+    RequestEvent,
+    RequestExport,
+)
 from request_network.services.arrivals import HANDLERS
 from shared.db import utcnow
 from transfer import bulk
@@ -38,7 +47,7 @@ __all__ = [
     "export_requests",
     "import_batches",
     "mark_exported",
-    "set_statuses",
+    "requeue",
 ]
 
 PAGE = 10_000  # rows read per round trip at most: one default batch
@@ -56,17 +65,17 @@ class ExportReport:
 def export_requests(
     session: Session, out: Outbound, *, limit: int | None = None, keep_ids: bool = True
 ) -> ExportReport:
-    """Pending requests (up to ``limit``, oldest first) → signed batches; the caller commits.
+    """Outbox entries (up to ``limit``, oldest first) → signed batches; the caller commits.
 
     Rows are read only once the stream's lock is held and are locked as they are read
     (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two workers never export one request
-    twice. Each batch's requests become EXPORTED, with their history event, in bulk right
-    after its file is written. ``keep_ids=False`` leaves `ExportedBatch.record_ids` empty.
+    twice. Each batch's requests leave the outbox and become EXPORTED in bulk right after
+    its file is written. ``keep_ids=False`` leaves `ExportedBatch.record_ids` empty.
     """
     now = utcnow()
 
     def on_batch(batch: ExportedBatch, ids: list[str]) -> None:
-        mark_exported(session, ids, batch_id=batch.batch_id, detail=f"in {batch.path.name}", at=now)
+        mark_exported(session, ids, batch_id=batch.batch_id, at=now)
 
     def records(room: Limits) -> Iterator[Record]:
         # A page per batch: rows for the next batch are in hand while this one is marked.
@@ -85,69 +94,103 @@ def export_requests(
 
 
 _COLUMNS = (
-    Request.id,
-    Request.user_id,
-    Request.profile_type,
-    cast(Request.query, Text),  # decoded by orjson below, faster than the driver's json
-    Request.created_at,
+    OutboxEntry.seq,  # the keyset of SQLite's pages
+    OutboxEntry.request_id,
+    OutboxEntry.user_id,
+    OutboxEntry.profile_type,
+    cast(OutboxEntry.query, Text),  # decoded by orjson below, faster than the driver's json
+    OutboxEntry.submitted_at,
 )
 
 
 def _pending_rows(session: Session, limit: int | None, page: int) -> Iterator[tuple]:
-    """Pending rows, oldest first, read a page at a time (locked on PostgreSQL)."""
-    base = select(*_COLUMNS).where(Request.status == PENDING)
-    return bulk.stream_rows(session, base, (Request.created_at, Request.id), limit=limit, page=page)
+    """Outbox rows in the order they were queued, a page at a time (locked on PostgreSQL)."""
+    order = (OutboxEntry.seq, OutboxEntry.request_id)
+    return bulk.stream_rows(session, select(*_COLUMNS), order, limit=limit, page=page)
 
 
 def _pending_records(session: Session, limit: int | None, page: int) -> Iterator[Record]:
     loads, when = orjson.loads, bulk.wire_time
-    for rid, user_id, profile_type, query, created_at in _pending_rows(session, limit, page):
+    for _, rid, user_id, profile_type, query, submitted_at in _pending_rows(session, limit, page):
         data = {
             "user_id": user_id,
             "profile_type": profile_type,
             "query": loads(query),
-            "submitted_at": when(created_at),
+            "submitted_at": when(submitted_at),
         }
         yield make_record("request", rid, 1, data)
 
 
-def mark_exported(
-    session: Session, ids: list[str], *, batch_id: str, detail: str, at: datetime
-) -> None:
-    """Requests `ids` went out in `batch_id`: EXPORTED, with a history event each."""
-    set_statuses(session, ids, EXPORTED, detail=detail, at=at, batch_id=batch_id)
+def enqueue(session: Session, request: Request) -> None:
+    """Put a new request in the outbox: the next export carries it."""
+    session.add(
+        OutboxEntry(
+            request_id=request.id,
+            user_id=request.user_id,
+            profile_type=request.profile_type,
+            query=request.query,
+            submitted_at=request.created_at,
+        )
+    )
 
 
-def set_statuses(
-    session: Session,
-    ids: list[str],
-    status: str,
-    *,
-    detail: str,
-    at: datetime,
-    batch_id: str | None = None,
-) -> None:
-    """`set_status` for many requests at once (one or two statements), and `batch_id` if given."""
+def mark_exported(session: Session, ids: list[str], *, batch_id: str, at: datetime) -> None:
+    """Requests `ids` went out in `batch_id`: out of the outbox, EXPORTED (one statement)."""
     if not ids:
         return
-    values: dict[str, object] = {"status": status, "updated_at": at}
-    if batch_id is not None:
-        values["batch_id"] = batch_id
     if bulk.is_postgres(session):
-        query = sql.SQL(
-            "WITH moved AS (UPDATE requests SET {sets} WHERE id = ANY(%b::text[]) RETURNING id) "
-            "INSERT INTO request_events (request_id, status, at, detail) "
-            "SELECT id, %b, %b, %b FROM moved"
-        ).format(sets=bulk.pg_assignments(values))
-        bulk.pg_execute(session, query, [*values.values(), ids, status, at, detail], defer=True)
+        query = (
+            "WITH gone AS (DELETE FROM request_outbox WHERE request_id = ANY(%b::text[])"
+            " RETURNING request_id)"
+            " INSERT INTO request_exports (request_id, batch_id, at)"
+            " SELECT request_id, %b, %b FROM gone"
+            " ON CONFLICT (request_id) DO UPDATE SET batch_id = excluded.batch_id, at = excluded.at"
+        )
+        bulk.pg_execute(session, query, [ids, batch_id, at], defer=True)
     else:
-        bulk.update_in(session, Request.__table__, "id", ids, values)
+        bulk.delete_in(session, OutboxEntry.__table__, "request_id", ids)
+        bulk.delete_in(session, RequestExport.__table__, "request_id", ids)
         bulk.insert_rows(
             session,
-            RequestEvent.__table__,
+            RequestExport.__table__,
             {"request_id": ids},
-            same={"status": status, "at": at, "detail": detail},
+            same={"batch_id": batch_id, "at": at},
         )
+    bulk.expire_loaded(session, Request, ids)
+
+
+def requeue(session: Session, ids: list[str], *, detail: str, at: datetime) -> None:
+    """Exported requests `ids` go back to the outbox, to be exported again.
+
+    Their export becomes a history event (the batch that carried them stays on record),
+    followed by a PENDING event saying why.
+    """
+    if not ids:
+        return
+    exports = (
+        select(RequestExport.request_id, RequestExport.at, RequestExport.batch_id)
+        .where(RequestExport.request_id.in_(ids))
+        .subquery()
+    )
+    carried = select(
+        exports.c.request_id, literal(EXPORTED), exports.c.at, "in " + Batch.filename
+    ).join(Batch, Batch.id == exports.c.batch_id)
+    event_columns = ["request_id", "status", "at", "detail"]
+    session.execute(insert(RequestEvent).from_select(event_columns, carried))
+    session.execute(delete(RequestExport).where(RequestExport.request_id.in_(ids)))
+    bulk.insert_rows(
+        session,
+        RequestEvent.__table__,
+        {"request_id": ids},
+        same={"status": PENDING, "at": at, "detail": detail},
+    )
+    again = select(
+        Request.id, Request.user_id, Request.profile_type, Request.query, Request.created_at
+    ).where(Request.id.in_(ids), Request.status == PENDING)
+    again = again.order_by(Request.created_at, Request.id)  # oldest first
+    outbox_columns = ["request_id", "user_id", "profile_type", "query", "submitted_at"]
+    session.execute(insert(OutboxEntry).from_select(outbox_columns, again))
+    session.execute(update(Request).where(Request.id.in_(ids)).values(updated_at=at))
     bulk.expire_loaded(session, Request, ids)
 
 

@@ -9,9 +9,18 @@ from typing import Any
 import orjson
 from redis import Redis, RedisError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from request_network.models import PENDING, ProfileType, Request, RequestEvent, Response, User
+from request_network.models import (
+    PENDING,
+    ProfileType,
+    Request,
+    RequestEvent,
+    RequestExport,
+    Response,
+    User,
+)
+from request_network.services.exchange import enqueue
 from request_network.services.identity import profile_rules
 from shared.db import utcnow
 from shared.problems import Problem
@@ -60,6 +69,7 @@ def submit(session: Session, user: User, *, profile_type: str, query: dict[str, 
     session.add(request)
     session.flush()
     set_status(session, request, PENDING, "submitted")
+    enqueue(session, request)
     session.flush()
     return request
 
@@ -69,7 +79,13 @@ def list_own(session: Session, user: User, *, limit: int, offset: int) -> tuple[
     total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
     rows = (
         session.execute(
-            base.order_by(Request.created_at.desc(), Request.id).limit(limit).offset(offset)
+            base.order_by(Request.created_at.desc(), Request.id)
+            .limit(limit)
+            .offset(offset)
+            .options(
+                selectinload(Request.events),
+                selectinload(Request.export).joinedload(RequestExport.batch),
+            )
         )
         .scalars()
         .all()

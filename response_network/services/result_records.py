@@ -1,11 +1,13 @@
 """Result rows → `result` records that fit the batch limits.
 
-A result whose record fits one line goes as one record. One whose record is longer than a
-line may be (`max_line_bytes`) is split by its hits into parts (`part` 0..`parts`-1, the
-same id, every other field repeated), which travel one after another in one batch and are
-joined again by the request network. A result that cannot fit one batch even in parts — or
-holds a single hit longer than a line — is not carried: the request gets a FAILED record
-saying why, and a warning is logged.
+A result whose record fits one line (`max_line_bytes`) and one batch goes as one record.
+A longer one is split by its hits into parts (`part` 0..`parts`-1, the same id, every other
+field repeated), each a record of its own: they follow each other in the stream and may
+fill several batches; the request network keeps the parts it has until the last one
+arrives, in whatever order the batches come, then joins them. A result that cannot be
+split into lines — a single hit longer than a line, or the fields besides the hits too
+long — is not carried: the request gets a FAILED record saying why, and a warning is
+logged.
 """
 
 from __future__ import annotations
@@ -52,12 +54,13 @@ def result_items(rows: Iterable[tuple], room: Limits) -> Iterator[ExportItem]:
             continue
         parts = split_result(record, room)
         if parts is not None:
-            yield parts
+            yield from parts  # one item each: the parts may fill several batches
             continue
         problem = (
             f"result too large to carry: {len(data['hits'])} hits, {len(line)} bytes as one "
-            f"record; a batch holds at most {budget} bytes of records in lines of at most "
-            f"{room.max_line_bytes} bytes. Narrow the query (fewer hits or fields)."
+            f"record, and it cannot be split into lines of at most {room.max_line_bytes} "
+            "bytes (a single hit, or the fields besides the hits, is longer). Narrow the "
+            "query (fewer fields)."
         )
         log.warning("result %s not carried: %s", request_id, problem)
         yield make_record(
@@ -66,8 +69,8 @@ def result_items(rows: Iterable[tuple], room: Limits) -> Iterator[ExportItem]:
 
 
 def split_result(record: Record, room: Limits) -> list[EncodedRecord] | None:
-    """``record``'s hits split into parts that each fit a line, all of them one batch; None if
-    that cannot be done."""
+    """``record``'s hits split into parts that each fit a line (and so a batch); None if that
+    cannot be done."""
     data: dict[str, Any] = record.data
     bare = len(record_line(make_record("result", record.id, 1, {**data, "hits": []})))
     room_per_line = room.max_line_bytes + 1 - bare - _PART_DIGITS  # the newline counts in bare
@@ -82,14 +85,13 @@ def split_result(record: Record, room: Limits) -> list[EncodedRecord] | None:
             used = 0
         groups[-1].append(hit)
         used += size
-    if not 1 < len(groups) <= room.max_records:
-        return None  # no hits to split (the rest of the record is too long), or too many parts
-    parts, total = [], 0
+    if len(groups) < 2:
+        return None  # no hits to split: the rest of the record is too long
+    parts = []
     for k, hits in enumerate(groups):
         part = {**data, "hits": hits, "part": k, "parts": len(groups)}
         encoded = EncodedRecord.of(make_record("result", record.id, 1, part))
-        total += len(encoded.line)
-        if total > record_budget(room) or len(encoded.line) - 1 > room.max_line_bytes:
+        if len(encoded.line) - 1 > room.max_line_bytes or len(encoded.line) > record_budget(room):
             return None
         parts.append(encoded)
     return parts

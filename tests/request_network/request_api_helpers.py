@@ -9,19 +9,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from request_network.models import (
+    EXPORTED,
     PENDING,
     Base,
     Batch,
     ProfileType,
     Request,
     RequestEvent,
+    RequestExport,
     Response,
     User,
 )
 from request_network.settings import RequestSettings
-from shared.db import get_engine, transaction
+from shared.db import get_engine, transaction, utcnow
 from shared.security.passwords import hash_password
 
 TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -142,6 +145,7 @@ class Seed:
             session.get(User, user_id).active = active
 
     def request(self, user_id: str, *, status: str = PENDING, profile_type: str = "articles"):
+        """A request in `status`; EXPORTED means stored PENDING and carried by a batch."""
         request_id = str(uuid.uuid4())
         with transaction(self.url) as session:
             session.add(
@@ -150,32 +154,19 @@ class Seed:
                     user_id=user_id,
                     profile_type=profile_type,
                     query=VALID_QUERY,
-                    status=status,
+                    status=PENDING if status == EXPORTED else status,
                 )
             )
             session.flush()
-            session.add(RequestEvent(request_id=request_id, status=status, detail="seeded"))
+            session.add(RequestEvent(request_id=request_id, status=PENDING, detail="seeded"))
+            if status == EXPORTED:
+                batch_id = _batch(session, "out", "requests", "request", "response")
+                session.add(RequestExport(request_id=request_id, batch_id=batch_id, at=utcnow()))
         return request_id
 
     def response(self, request_id: str, hits: list[dict[str, Any]]) -> None:
-        batch_id = str(uuid.uuid4())
         with transaction(self.url) as session:
-            seq = session.execute(text("SELECT count(*) + 1 FROM batches")).scalar_one()
-            session.add(
-                Batch(
-                    id=batch_id,
-                    direction="in",
-                    stream="results",
-                    source="response",
-                    destination="request",
-                    seq=seq,
-                    digest="0" * 64,
-                    filename=f"results-response-{seq:08d}-{batch_id}.jsonl",
-                    record_count=1,
-                    bytes=1,
-                )
-            )
-            session.flush()
+            batch_id = _batch(session, "in", "results", "response", "request")
             session.add(
                 Response(
                     request_id=request_id,
@@ -192,6 +183,28 @@ class Seed:
     def delete_response(self, request_id: str) -> None:
         with transaction(self.url) as session:
             session.delete(session.get(Response, request_id))
+
+
+def _batch(session: Session, direction: str, stream: str, source: str, destination: str) -> str:
+    """A batch row (no file) for seeded rows to point at."""
+    batch_id = str(uuid.uuid4())
+    seq = session.execute(text("SELECT count(*) + 1 FROM batches")).scalar_one()
+    session.add(
+        Batch(
+            id=batch_id,
+            direction=direction,
+            stream=stream,
+            source=source,
+            destination=destination,
+            seq=seq,
+            digest="0" * 64,
+            filename=f"{stream}-{source}-{seq:08d}-{batch_id}.jsonl",
+            record_count=1,
+            bytes=1,
+        )
+    )
+    session.flush()
+    return batch_id
 
 
 def assert_problem(reply, status: int) -> dict[str, Any]:

@@ -12,7 +12,14 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from request_network.app import create_app
-from request_network.models import EXPORTED, Request, RequestEvent, User
+from request_network.models import (
+    EXPORTED,
+    OutboxEntry,
+    Request,
+    RequestEvent,
+    RequestExport,
+    User,
+)
 from shared.query_spec import MAX_SPEC_BYTES
 
 pytestmark = pytest.mark.postgres
@@ -81,6 +88,12 @@ def test_submitted_request_and_its_pending_event_are_stored(client, alice, db):
     )
     assert [e.status for e in events] == ["PENDING"]
     assert events[0].at is not None
+    queued = db.execute(select(OutboxEntry).where(OutboxEntry.request_id == request_id)).scalar()
+    assert (queued.user_id, queued.profile_type, queued.query) == (
+        stored.user_id,
+        "articles",
+        VALID_QUERY,
+    )
 
 
 def test_a_refused_query_stores_nothing(client, alice, db):
@@ -288,9 +301,19 @@ def test_unknown_request_id_is_404(client, alice, request_id):
     assert_problem(client.get(f"{REQUESTS}/{request_id}", headers=alice), 404)
 
 
-def test_exported_request_is_shown_as_in_transit(client, alice, db):
+def test_exported_request_is_shown_as_in_transit_with_its_batch(client, alice, db, seed):
     request_id = submit(client, alice).json()["id"]
-    db.get(Request, request_id).status = EXPORTED
-    db.commit()
+    exported = seed.request(db.get(Request, request_id).user_id, status=EXPORTED)
 
-    assert client.get(f"{REQUESTS}/{request_id}", headers=alice).json()["status"] == "IN_TRANSIT"
+    body = client.get(f"{REQUESTS}/{request_id}", headers=alice).json()
+    assert body["status"] == "PENDING"
+    body = client.get(f"{REQUESTS}/{exported}", headers=alice).json()
+    assert body["status"] == "IN_TRANSIT"
+    assert [e["status"] for e in body["history"]] == ["PENDING", "EXPORTED"]
+    batch = db.get(RequestExport, exported).batch
+    assert body["history"][1]["detail"] == f"in {batch.filename}"
+    listed = client.get(REQUESTS, headers=alice).json()
+    assert {r["id"]: r["status"] for r in listed["items"]} == {
+        request_id: "PENDING",
+        exported: "IN_TRANSIT",
+    }

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from request_network import models as rq
 from request_network.services import exchange as rq_exchange
-from request_network.services.exchange import export_requests, import_batches
+from request_network.services.exchange import enqueue, export_requests, import_batches
 from response_network import models as rs
 from response_network.services.exchange import export_results, import_requests
 from shared.db import get_engine
@@ -101,19 +101,19 @@ class Gap:
         for _ in range(n):
             self.created += 1
             at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.created)
-            rid = str(uuid.uuid4())
-            self.rq.add(
-                rq.Request(
-                    id=rid,
-                    user_id="u-alice",
-                    profile_type="articles",
-                    query=QUERY,
-                    status=rq.PENDING,
-                    created_at=at,
-                    updated_at=at,
-                )
+            request = rq.Request(
+                id=str(uuid.uuid4()),
+                user_id="u-alice",
+                profile_type="articles",
+                query=QUERY,
+                status=rq.PENDING,
+                created_at=at,
+                updated_at=at,
             )
-            ids.append(rid)
+            self.rq.add(request)
+            self.rq.flush()
+            enqueue(self.rq, request)
+            ids.append(request.id)
         self.rq.commit()
         return ids
 
@@ -209,6 +209,18 @@ def make_gap(request, tmp_path: Path, keys):
             get_engine(s.database_url).dispose()
 
 
+def request_states(session: Session) -> dict[str, str]:
+    """Request id → its state (EXPORTED included) on the request network."""
+    session.expire_all()
+    return {r.id: r.state for r in session.scalars(select(rq.Request))}
+
+
+def exported_in(session: Session) -> dict[str, str]:
+    """Request id → the batch that carried it out, on the request network."""
+    rows = session.execute(select(rq.RequestExport.request_id, rq.RequestExport.batch_id))
+    return dict(rows.all())
+
+
 def batch_ids_by_request(session: Session, model: type, ids: list[str]) -> dict[str, str]:
     rows = session.execute(select(model.id, model.batch_id).where(model.id.in_(ids))).all()
     return dict(rows)
@@ -225,11 +237,11 @@ def test_requests_cross_once_in_several_batches_and_a_replay_changes_nothing(gap
     assert [b.seq for b in report.batches] == list(range(1, 7))
     sent = [rid for b in report.batches for rid in b.record_ids]
     assert sent == ids, "oldest first, each request in exactly one batch"
-    assert count(gap.rq, rq.Request, rq.Request.status == rq.EXPORTED) == 57
-    events = gap.rq.execute(select(rq.RequestEvent.request_id, rq.RequestEvent.status)).all()
-    assert sorted(events) == sorted((rid, rq.EXPORTED) for rid in ids)
-    in_batch = batch_ids_by_request(gap.rq, rq.Request, ids)
-    assert all(in_batch[rid] == b.batch_id for b in report.batches for rid in b.record_ids)
+    assert set(request_states(gap.rq).values()) == {rq.EXPORTED}
+    assert count(gap.rq, rq.OutboxEntry) == 0, "the outbox is emptied"
+    assert count(gap.rq, rq.RequestEvent) == 0, "the export step is kept once per batch"
+    in_batch = exported_in(gap.rq)
+    assert in_batch == {rid: b.batch_id for b in report.batches for rid in b.record_ids}
     assert gap.export_requests().requests == 0
 
     outcomes = gap.import_requests()
@@ -253,7 +265,7 @@ def test_a_batch_mixing_new_and_held_requests_adds_only_the_new_ones(gap):
     )
     gap.rs.commit()
     # The five are requeued for export (their batch went unacknowledged) next to three new ones.
-    gap.rq.execute(update(rq.Request).where(rq.Request.id.in_(old)).values(status=rq.PENDING))
+    rq_exchange.requeue(gap.rq, old, detail="re-export: unacknowledged", at=datetime.now(UTC))
     gap.rq.commit()
     new = gap.seed(3)
     (second,) = gap.export_requests().batches
@@ -272,21 +284,28 @@ def test_a_batch_mixing_new_and_held_requests_adds_only_the_new_ones(gap):
     assert {rows[rid].status for rid in old[1:] + new} == {rs.QUEUED}
 
 
-def test_requests_moved_in_bulk_get_one_event_each_and_leave_their_batch(gap):
+def test_requeued_requests_go_out_again_and_keep_their_first_batch_in_their_history(gap):
     ids = gap.seed(4)
     (batch,) = gap.export_requests().batches
-    rq_exchange.set_statuses(
-        gap.rq, ids[:3], rq.PENDING, detail="re-export: unacknowledged", at=datetime.now(UTC)
-    )
+    first = gap.rq.get(rq.Batch, batch.batch_id).filename
+    rq_exchange.requeue(gap.rq, ids[:3], detail="re-export: unacknowledged", at=datetime.now(UTC))
     gap.rq.commit()
-    states = dict(gap.rq.execute(select(rq.Request.id, rq.Request.status)).all())
+    states = request_states(gap.rq)
     assert [states[rid] for rid in ids] == [rq.PENDING] * 3 + [rq.EXPORTED]
-    events = gap.rq.execute(
-        select(rq.RequestEvent.request_id, rq.RequestEvent.detail).where(
-            rq.RequestEvent.status == rq.PENDING
-        )
-    ).all()
-    assert sorted(events) == sorted((rid, "re-export: unacknowledged") for rid in ids[:3])
-    assert set(batch_ids_by_request(gap.rq, rq.Request, ids).values()) == {batch.batch_id}
+    events = gap.rq.execute(select(rq.RequestEvent.request_id, rq.RequestEvent.detail)).all()
+    assert sorted(events) == sorted(
+        [(rid, f"in {first}") for rid in ids[:3]]
+        + [(rid, "re-export: unacknowledged") for rid in ids[:3]]
+    )
+    assert set(gap.rq.scalars(select(rq.OutboxEntry.request_id))) == set(ids[:3])
+    assert exported_in(gap.rq) == {ids[3]: batch.batch_id}
+
     (again,) = gap.export_requests().batches
     assert again.record_ids == tuple(ids[:3])
+    assert exported_in(gap.rq) == {**dict.fromkeys(ids[:3], again.batch_id), ids[3]: batch.batch_id}
+    history = gap.rq.get(rq.Request, ids[0]).history
+    assert [(h.status, h.detail) for h in history] == [
+        (rq.EXPORTED, f"in {first}"),
+        (rq.PENDING, "re-export: unacknowledged"),
+        (rq.EXPORTED, f"in {gap.rq.get(rq.Batch, again.batch_id).filename}"),
+    ]

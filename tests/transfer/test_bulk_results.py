@@ -23,6 +23,7 @@ from tests.transfer.test_bulk_exchange import (
     QUERY,
     count,
     make_gap,
+    request_states,
     tx_factory,
 )
 from transfer.config import inbound_from
@@ -47,7 +48,7 @@ def test_results_apply_once_with_their_final_state_and_one_event(gap):
     assert exported.results == 7 and len(exported.batches) == 3  # an ack rides in each
     outcomes = gap.import_results()
     assert [o.status for o in outcomes] == ["imported"] * 3
-    states = dict(gap.rq.execute(select(rq.Request.id, rq.Request.status)).all())
+    states = request_states(gap.rq)
     assert [states[rid] for rid in ids] == [rq.COMPLETED] * 5 + [rq.FAILED] * 2 + [rq.EXPORTED] * 2
     assert gap.rq.get(rq.Response, ids[5]).error == "boom"
     assert gap.rq.get(rq.Response, ids[0]).hits == [{"id": f"{ids[0]}-0", "n": 0}]
@@ -94,7 +95,7 @@ def test_a_result_for_a_request_never_sent_quarantines_its_batch_whole(gap):
     assert outcome.status == "quarantined"
     assert any(stranger in r and "never sent" in r for r in outcome.reasons), outcome.reasons
     assert count(gap.rq, rq.Response) == 0
-    assert count(gap.rq, rq.Request, rq.Request.status == rq.EXPORTED) == 3
+    assert list(request_states(gap.rq).values()).count(rq.EXPORTED) == 3
 
 
 def test_a_result_longer_than_a_line_travels_in_parts_and_is_joined_again(gap):
@@ -119,41 +120,118 @@ def test_a_result_longer_than_a_line_travels_in_parts_and_is_joined_again(gap):
     assert len(gap.rq.get(rq.Response, small).hits) == 2
 
 
-def test_a_result_too_large_for_any_batch_fails_its_request_with_the_reason(gap):
+def test_a_result_larger_than_a_batch_spans_batches_and_is_joined_in_any_arrival_order(gap):
     gap.limit(batch_max_line_bytes=1024, batch_max_bytes=4096)
     ok, huge = gap.seed(2)
     gap.export_requests()
     gap.import_requests()
     gap.add_results([ok])
-    gap.add_results([huge], hits=400)  # ~12 KB of hits: over a 4 KiB batch even in parts
+    gap.add_results([huge], hits=400)  # ~12 KB of hits: parts over several 4 KiB batches
+    exported = gap.export_results()
+    assert exported.results == 2
+    carrying = [b for b in exported.batches if huge in b.record_ids]
+    assert len(carrying) >= 3
+    assert all(b.bytes <= 4096 for b in exported.batches)
+
+    # The last batch arrives first (a gap): its parts wait, nothing is stored yet.
+    last = carrying[-1].path.name
+    (early,) = gap.import_results(last + "*")
+    assert early.status == "imported"
+    assert gap.rq.get(rq.Response, huge) is None
+    assert count(gap.rq, rq.ResponsePart) > 0
+    assert request_states(gap.rq)[huge] == rq.EXPORTED
+
+    outcomes = {o.file: o.status for o in gap.import_results()}  # the rest, and the last again
+    assert outcomes.pop(last) == "duplicate"
+    assert set(outcomes.values()) == {"imported"}
+    response = gap.rq.get(rq.Response, huge)
+    assert response.hits == [{"id": f"{huge}-{k}", "n": k} for k in range(400)]
+    assert response.total == 400 and response.error is None
+    assert request_states(gap.rq) == {ok: rq.COMPLETED, huge: rq.COMPLETED}
+    assert count(gap.rq, rq.ResponsePart) == 0, "the parts are let go once joined"
+
+
+def test_a_result_with_a_hit_longer_than_a_line_fails_its_request_with_the_reason(gap):
+    gap.limit(batch_max_line_bytes=1024)
+    ok, wide = gap.seed(2)
+    gap.export_requests()
+    gap.import_requests()
+    gap.add_results([ok])
+    gap.rs.add(
+        rs.Result(
+            request_id=wide,
+            status=rs.DONE,
+            total=2,
+            hits=[{"id": "small", "n": 1}, {"id": "wide", "text": "x" * 2000}],
+            took_ms=3,
+        )
+    )
+    gap.rs.commit()
     assert gap.export_results().results == 2
     outcomes = gap.import_results()
     assert {o.status for o in outcomes} == {"imported"}
-    assert gap.rq.get(rq.Request, huge).status == rq.FAILED
-    response = gap.rq.get(rq.Response, huge)
+    assert gap.rq.get(rq.Request, wide).status == rq.FAILED
+    response = gap.rq.get(rq.Response, wide)
     assert response.hits == [] and "too large to carry" in response.error
     assert gap.rq.get(rq.Request, ok).status == rq.COMPLETED
     # The response network's own record of the search is left as it ran.
-    assert gap.rs.get(rs.Result, huge).status == rs.DONE
+    assert gap.rs.get(rs.Result, wide).status == rs.DONE
 
 
-def test_parts_that_do_not_arrive_together_quarantine_the_batch(gap):
+RESULT = {
+    "status": "DONE",
+    "total": 3,
+    "error": None,
+    "executed_at": "2026-01-01T00:00:00Z",
+    "took_ms": 1,
+    "parts": 3,
+}
+
+
+def part(rid: str, k: int, **changes) -> Record:
+    return Record("result", rid, 1, {**RESULT, "hits": [{"n": k}], "part": k, **changes})
+
+
+def import_request_side(gap):
+    return import_batches(inbound_from(gap.settings["request"]), tx_factory(gap.rq))
+
+
+def test_parts_wait_for_the_missing_one_then_join(gap):
     (rid,) = gap.seed(1)
     gap.export_requests()
-    base = {
-        "status": "DONE",
-        "total": 3,
-        "error": None,
-        "executed_at": "2026-01-01T00:00:00Z",
-        "took_ms": 1,
-        "parts": 3,
-    }
-    parts = [Record("result", rid, 1, {**base, "hits": [{"n": k}], "part": k}) for k in (0, 2)]
-    gap.deliver_to_request(gap.write_response_batch("results", 1, None, parts))
-    (outcome,) = import_batches(inbound_from(gap.settings["request"]), tx_factory(gap.rq))
+    first = gap.write_response_batch("results", 1, None, [part(rid, 2), part(rid, 0)])
+    gap.deliver_to_request(first)
+    (outcome,) = import_request_side(gap)
+    assert outcome.status == "imported"
+    assert count(gap.rq, rq.Response) == 0 and count(gap.rq, rq.ResponsePart) == 2
+
+    gap.deliver_to_request(gap.write_response_batch("results", 2, first.digest, [part(rid, 1)]))
+    (outcome,) = import_request_side(gap)
+    assert outcome.status == "imported"
+    assert gap.rq.get(rq.Response, rid).hits == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert count(gap.rq, rq.ResponsePart) == 0
+
+
+@pytest.mark.parametrize(
+    ("later", "reason"),
+    [
+        (lambda rid: part(rid, 0, hits=[{"n": "other"}]), "part 0 arrived twice with different"),
+        (lambda rid: part(rid, 1, parts=4), "disagree on how many there are"),
+        (lambda rid: part(rid, 1, total=9), "the parts of one result disagree"),
+    ],
+)
+def test_parts_that_contradict_each_other_quarantine_the_batch(gap, later, reason):
+    (rid,) = gap.seed(1)
+    gap.export_requests()
+    first = gap.write_response_batch("results", 1, None, [part(rid, 0), part(rid, 2)])
+    gap.deliver_to_request(first)
+    assert import_request_side(gap)[0].status == "imported"
+    second = gap.write_response_batch("results", 2, first.digest, [later(rid)])
+    gap.deliver_to_request(second)
+    (outcome,) = import_request_side(gap)
     assert outcome.status == "quarantined"
-    assert any("parts 0..2 in a row" in r for r in outcome.reasons), outcome.reasons
-    assert count(gap.rq, rq.Response) == 0
+    assert any(reason in r for r in outcome.reasons), outcome.reasons
+    assert count(gap.rq, rq.Response) == 0 and count(gap.rq, rq.ResponsePart) == 2
 
 
 # -- identity --------------------------------------------------------------------------

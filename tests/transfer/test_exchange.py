@@ -49,8 +49,8 @@ def test_export_then_import_queues_each_request_once(net, rq_session, rs_session
     assert report.requests == 3 and len(report.batches) == 1
     for r in submitted:
         rq_session.refresh(r)
-        assert r.status == rq.EXPORTED
-        assert [e.status for e in r.events] == ["PENDING", "EXPORTED"]
+        assert r.state == rq.EXPORTED
+        assert [e.status for e in r.history] == ["PENDING", "EXPORTED"]
     assert export_requests(rq_session, outbound_from(net["request"])).requests == 0
 
     carry(net["request"].outbox, net["response"].inbox)
@@ -183,7 +183,8 @@ def test_two_exporters_at_once_never_export_a_request_twice(net, pg_urls):
         with engine.begin() as conn:
             conn.execute(
                 text(
-                    "TRUNCATE requests, request_events, responses, batches, "
+                    "TRUNCATE requests, request_events, request_outbox, request_exports, "
+                    "responses, batches, "
                     "users, profile_types, audit_log CASCADE"
                 )
             )

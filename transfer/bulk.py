@@ -77,7 +77,9 @@ def stream_rows(
         stmt = base.with_for_update(skip_locked=True)
         if limit is not None:
             stmt = stmt.limit(limit)
-        for rows in session.execute(stmt.execution_options(yield_per=page)).partitions():
+        # Core rows (plain tuples), not the ORM's: a million rows cost seconds less.
+        result = session.connection().execute(stmt.execution_options(yield_per=page))
+        for rows in result.partitions():
             yield from rows
         return
     after: tuple | None = None
@@ -170,10 +172,10 @@ def wire_time(moment: datetime) -> str:
     Naive values (SQLite returns them) are UTC.
     """
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    elif moment.utcoffset():
+        return moment.isoformat() + "Z"
+    if moment.utcoffset():
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat() + "Z"
+    return moment.isoformat()[:-6] + "Z"  # "+00:00" → "Z"
 
 
 def expire_loaded(session: Session, model: type, keys: Iterable[Any]) -> None:

@@ -6,13 +6,12 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from functools import partial
 
-from sqlalchemy import select
-
-from request_network.models import PENDING, Batch, Request, RequestExport
-from request_network.services.exchange import export_requests, import_batches, requeue
+from request_network.models import Batch
+from request_network.services.exchange import export_requests, import_batches
+from request_network.services.exchange import requeue_unacked as requeue_unacked_requests
 from request_network.settings import RequestSettings
-from shared.db import transaction, utcnow
-from transfer import bulk, upkeep
+from shared.db import transaction
+from transfer import upkeep
 from transfer.config import inbound_from, outbound_from
 from transfer.exchange import export_acks_if_due
 from transfer.status import TransferStatus
@@ -74,21 +73,8 @@ def requeue_unacked(settings: RequestSettings, *, older_than: timedelta) -> dict
 
     The response network imports a request id once, so a second copy is harmless.
     """
-    cutoff = utcnow() - older_than
     with transaction(settings.database_url) as session:
-        stmt = (
-            select(RequestExport.request_id)
-            .join(Batch, RequestExport.batch_id == Batch.id)
-            .join(Request, Request.id == RequestExport.request_id)
-            .where(Request.status == PENDING)
-            .where(Batch.acked_at.is_(None), Batch.created_at < cutoff)
+        requeued = requeue_unacked_requests(
+            session, source=settings.network_id, older_than=older_than
         )
-        if bulk.is_postgres(session):
-            stmt = stmt.with_for_update(of=RequestExport, skip_locked=True)
-        ids = list(session.execute(stmt).scalars())
-        now = utcnow()
-        detail = f"re-export: batch unacknowledged after {older_than}"
-        for chunk in bulk.chunked(ids):
-            requeue(session, chunk, detail=detail, at=now)
-        requeued = len(ids)
     return asdict(StaleReport(requeued))

@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import partial
 
 from response_network.models import Batch
-from response_network.services.exchange import export_results, import_requests
+from response_network.services.exchange import export_results, import_requests, reexport_unacked
 from response_network.services.executor import requeue_stale, run_queued
 from response_network.services.identity import export_identity
 from response_network.services.search import SearchBackend, make_client
@@ -96,6 +96,15 @@ def resend(
 
 def flag_unacked(settings: ResponseSettings) -> dict:
     return upkeep.flag_unacked(settings, Batch)
+
+
+def reexport(settings: ResponseSettings, *, older_than: timedelta) -> dict:
+    """Results and identity of batches unacknowledged past `older_than` go out again."""
+    with transaction(settings.database_url) as session:
+        batches = reexport_unacked(
+            session, source=settings.network_id, outbox=settings.outbox, older_than=older_than
+        )
+    return {"batches": batches}
 
 
 def requeue(settings: ResponseSettings, *, older_than: timedelta) -> dict:

@@ -18,6 +18,7 @@ BEAT = {
     "export-results": {"task": "response.export", "schedule": crontab(minute="*")},
     "requeue-stale": {"task": "response.requeue_stale", "schedule": crontab(minute=17)},
     "flag-unacked": {"task": "response.flag_unacked", "schedule": crontab(minute=47)},
+    "reexport-unacked": {"task": "response.reexport_unacked", "schedule": crontab(minute=37)},
 }
 
 _settings = get_settings()
@@ -48,6 +49,11 @@ def export() -> dict:
 @house_task(celery, "response.requeue_stale", queue=QUEUE)
 def requeue_stale(minutes: int = 30) -> dict:
     return jobs.requeue(get_settings(), older_than=timedelta(minutes=minutes))
+
+
+@house_task(celery, "response.reexport_unacked", queue=QUEUE)
+def reexport_unacked(hours: int = 24) -> dict:
+    return jobs.reexport(get_settings(), older_than=timedelta(hours=hours))
 
 
 @house_task(celery, "response.flag_unacked", queue=QUEUE)

@@ -33,6 +33,8 @@ class BatchColumns:
     peer_rejected_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # out: first flagged as unacknowledged past the configured age.
     flagged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # out: its records were exported again, in new batches (see `transfer.reexport`).
+    reexported_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # in: the last time a byte-identical copy arrived again (it is acked again).
     redelivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # Metadata for admins: what the batch held, how long it took, who made it.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 from sqlalchemy import Text, cast, delete, insert, literal, select, update
@@ -29,7 +29,7 @@ from request_network.models import (
 )
 from request_network.services.arrivals import HANDLERS
 from shared.db import utcnow
-from transfer import bulk
+from transfer import bulk, reexport
 from transfer.exchange import (
     ExportedBatch,
     ImportOutcome,
@@ -48,6 +48,7 @@ __all__ = [
     "import_batches",
     "mark_exported",
     "requeue",
+    "requeue_unacked",
 ]
 
 PAGE = 10_000  # rows read per round trip at most: one default batch
@@ -192,6 +193,26 @@ def requeue(session: Session, ids: list[str], *, detail: str, at: datetime) -> N
     session.execute(insert(OutboxEntry).from_select(outbox_columns, again))
     session.execute(update(Request).where(Request.id.in_(ids)).values(updated_at=at))
     bulk.expire_loaded(session, Request, ids)
+
+
+def requeue_unacked(session: Session, *, source: str, older_than: timedelta) -> int:
+    """The requests of every batch unacknowledged past `older_than` go back to the outbox
+    (those still unanswered); each such batch is marked re-exported. Returns how many."""
+    requeued = 0
+    for batch in reexport.due(session, Batch, source=source, older_than=older_than):
+        ids = list(
+            session.scalars(
+                select(RequestExport.request_id)
+                .join(Request, Request.id == RequestExport.request_id)
+                .where(RequestExport.batch_id == batch.id, Request.status == PENDING)
+            )
+        )
+        detail = f"re-export: {batch.filename} unacknowledged after {older_than}"
+        for chunk in bulk.chunked(ids):
+            requeue(session, chunk, detail=detail, at=utcnow())
+        reexport.mark_reexported(session, batch, records=len(ids), found_in="database")
+        requeued += len(ids)
+    return requeued
 
 
 def import_batches(

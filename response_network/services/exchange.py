@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, select, true, update
 from sqlalchemy.orm import Session
 
-from response_network.models import QUEUED, Batch, ImportedRequest, Result
+from response_network.models import QUEUED, Batch, ImportedRequest, ProfileType, Result, User
 from response_network.services.result_records import result_items
 from shared.db import utcnow
-from transfer import bulk
+from transfer import bulk, reexport
 from transfer.exchange import (
     BulkHandler,
     ExportedBatch,
@@ -31,7 +33,14 @@ from transfer.exchange import (
 )
 from transfer.format import Limits, Record
 
-__all__ = ["HANDLERS", "ResultExport", "apply_requests", "export_results", "import_requests"]
+__all__ = [
+    "HANDLERS",
+    "ResultExport",
+    "apply_requests",
+    "export_results",
+    "import_requests",
+    "reexport_unacked",
+]
 
 PAGE = 1_000  # results read per round trip (their hits make them larger than requests)
 
@@ -121,3 +130,38 @@ def _unexported_rows(session: Session, limit: int | None) -> Iterator[tuple]:
     return bulk.stream_rows(
         session, base, (Result.executed_at, Result.request_id), limit=limit, page=PAGE
     )
+
+
+# What to send again for each stream: the model, its key column, and the change that makes
+# the next export carry a row again.
+_AGAIN = {
+    "results": (Result, Result.request_id, {"batch_id": None}),
+    "users": (User, User.id, {"exported_version": 0}),
+    "profile_types": (ProfileType, ProfileType.name, {"exported_version": 0}),
+}
+
+
+def reexport_unacked(
+    session: Session, *, source: str, outbox: Path, older_than: timedelta
+) -> list[dict]:
+    """The records of every batch unacknowledged past `older_than` go out again with the
+    next export; each such batch is marked re-exported. The records are those named in the
+    batch's kept copy; without an intact copy, results that name the batch, or every user
+    or profile type (they are upserts by version, so sending one again is harmless)."""
+    done = []
+    for batch in reexport.due(session, Batch, source=source, older_than=older_than):
+        model, key, again = _AGAIN[batch.stream]
+        ids = reexport.carried_ids(outbox, batch)
+        found_in = "kept copy"
+        if ids is not None:
+            chunks = [key.in_(chunk) for chunk in bulk.chunked(ids, 500)]
+        elif batch.stream == "results":
+            chunks, found_in = [Result.batch_id == batch.id], "database"
+        else:
+            chunks, found_in = [true()], "database"
+        records = 0
+        for where in chunks:
+            records += session.execute(update(model).where(where).values(**again)).rowcount
+        reexport.mark_reexported(session, batch, records=records, found_in=found_in)
+        done.append({"file": batch.filename, "records": records, "found_in": found_in})
+    return done

@@ -125,9 +125,9 @@ class OutboxEntry(Base):
 class RequestExport(Base):
     """The batch that carried a request out (its EXPORTED step, one row per request).
 
-    No foreign keys on purpose: the exporter writes these rows in bulk from rows it has
-    just read and locked, and a per-row foreign-key check would cost more than the whole
-    export (docs/PERFORMANCE.md).
+    No foreign keys on purpose (see `shared.models.BULK_BATCH_ID`): the exporter writes
+    these rows in bulk from rows it has just read and locked, and per-row foreign-key
+    checks here cost more than the whole export (docs/PERFORMANCE.md).
     """
 
     __tablename__ = "request_exports"
@@ -169,7 +169,7 @@ class Response(Base):
     executed_at: Mapped[datetime] = mapped_column(Timestamp)
     took_ms: Mapped[int | None] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[str] = mapped_column(String(36))  # no foreign key: shared.models.BULK_BATCH_ID
 
 
 class ResponsePart(Base):

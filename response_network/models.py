@@ -48,7 +48,7 @@ class ImportedRequest(Base):
     query: Mapped[dict[str, Any]] = mapped_column(JSON)
     submitted_at: Mapped[datetime] = mapped_column(Timestamp)
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
-    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[str] = mapped_column(String(36))  # no foreign key: shared.models.BULK_BATCH_ID
     imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -77,7 +77,8 @@ class Result(Base):
     error: Mapped[str | None] = mapped_column(Text)
     executed_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     took_ms: Mapped[int | None] = mapped_column(Integer)
-    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    # The batch that carried it out; no foreign key: shared.models.BULK_BATCH_ID.
+    batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class Batch(BatchColumns, Base):

@@ -287,13 +287,15 @@ def marking_floor(batch: int = 10_000) -> float:
             " filename, record_count, bytes, created_at) VALUES ('floor', 'out', 'requests',"
             " 'request', 'response', 1, '', 'floor', 0, 0, now())"
         )
-        while ids := [row[1] for row in cursor.fetchmany(batch)]:
+        while seqs := [row[0] for row in cursor.fetchmany(batch)]:
             conn.cursor().execute(
-                "WITH gone AS (DELETE FROM request_outbox WHERE request_id = ANY(%b::text[])"
+                "WITH gone AS (DELETE FROM request_outbox WHERE seq = ANY(%b::bigint[])"
                 " RETURNING request_id)"
                 " INSERT INTO request_exports (request_id, batch_id, at)"
-                " SELECT request_id, %b, now() FROM gone",
-                [ids, "floor"],
+                " SELECT request_id, %b, now() FROM gone"
+                " ON CONFLICT (request_id) DO UPDATE SET batch_id = excluded.batch_id,"
+                " at = excluded.at",
+                [seqs, "floor"],
             )
         seconds = time.perf_counter() - start
         conn.rollback()

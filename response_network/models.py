@@ -43,7 +43,7 @@ class ImportedRequest(Base):
     __table_args__ = (Index("ix_imported_requests_status", "status"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    user_id: Mapped[str] = mapped_column(String(36))  # no index: nothing looks it up
     profile_type: Mapped[str] = mapped_column(String(64))
     query: Mapped[dict[str, Any]] = mapped_column(JSON)
     submitted_at: Mapped[datetime] = mapped_column(Timestamp)

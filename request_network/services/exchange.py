@@ -75,12 +75,16 @@ def export_requests(
     """
     now = utcnow()
 
+    seq_of: dict[str, int] = {}  # outbox seq of each request read and not yet marked
+
     def on_batch(batch: ExportedBatch, ids: list[str]) -> None:
-        mark_exported(session, ids, batch_id=batch.batch_id, at=now)
+        seqs = [seq_of.pop(rid) for rid in ids]
+        mark_exported(session, ids, seqs, batch_id=batch.batch_id, at=now)
 
     def records(room: Limits) -> Iterator[Record]:
         # A page per batch: rows for the next batch are in hand while this one is marked.
-        return _pending_records(session, limit, page=max(1, min(room.max_records, PAGE)))
+        page = max(1, min(room.max_records, PAGE))
+        return _pending_records(session, limit, page=page, seq_of=seq_of)
 
     batches = export_records(
         session,
@@ -110,9 +114,12 @@ def _pending_rows(session: Session, limit: int | None, page: int) -> Iterator[tu
     return bulk.stream_rows(session, select(*_COLUMNS), order, limit=limit, page=page)
 
 
-def _pending_records(session: Session, limit: int | None, page: int) -> Iterator[Record]:
+def _pending_records(
+    session: Session, limit: int | None, page: int, seq_of: dict[str, int]
+) -> Iterator[Record]:
     loads, when = orjson.loads, bulk.wire_time
-    for _, rid, user_id, profile_type, query, submitted_at in _pending_rows(session, limit, page):
+    for seq, rid, user_id, profile_type, query, submitted_at in _pending_rows(session, limit, page):
+        seq_of[rid] = seq
         data = {
             "user_id": user_id,
             "profile_type": profile_type,
@@ -135,21 +142,25 @@ def enqueue(session: Session, request: Request) -> None:
     )
 
 
-def mark_exported(session: Session, ids: list[str], *, batch_id: str, at: datetime) -> None:
-    """Requests `ids` went out in `batch_id`: out of the outbox, EXPORTED (one statement)."""
+def mark_exported(
+    session: Session, ids: list[str], seqs: list[int], *, batch_id: str, at: datetime
+) -> None:
+    """Requests `ids` (outbox entries `seqs`) went out in `batch_id`: out of the outbox,
+    EXPORTED. One statement; the outbox rows are found by `seq`, its primary key, in order
+    (by request id, the lookups would land all over an index: seconds more per million)."""
     if not ids:
         return
     if bulk.is_postgres(session):
         query = (
-            "WITH gone AS (DELETE FROM request_outbox WHERE request_id = ANY(%b::text[])"
+            "WITH gone AS (DELETE FROM request_outbox WHERE seq = ANY(%b::bigint[])"
             " RETURNING request_id)"
             " INSERT INTO request_exports (request_id, batch_id, at)"
             " SELECT request_id, %b, %b FROM gone"
             " ON CONFLICT (request_id) DO UPDATE SET batch_id = excluded.batch_id, at = excluded.at"
         )
-        bulk.pg_execute(session, query, [ids, batch_id, at], defer=True)
+        bulk.pg_execute(session, query, [seqs, batch_id, at], defer=True)
     else:
-        bulk.delete_in(session, OutboxEntry.__table__, "request_id", ids)
+        bulk.delete_in(session, OutboxEntry.__table__, "seq", seqs)
         bulk.delete_in(session, RequestExport.__table__, "request_id", ids)
         bulk.insert_rows(
             session,

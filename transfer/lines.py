@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from transfer.digest import HashingThread
 from transfer.spec import (
     MAX_RECORD_ID_CHARS,
     RECORD_FIELDS,
@@ -124,37 +125,52 @@ class LineSource:
 
         Each item is a complete line's bytes without its newline, or :data:`OVERLONG`,
         or (last of all, if the region does not end with a newline) :data:`UNTERMINATED`.
-        Never reads past ``end`` nor holds more than one read plus one line limit.
+        Never reads past ``end`` nor holds more than a few reads plus one line limit. A
+        region longer than one read is hashed on a second thread (:class:`HashingThread`)
+        while the caller works on the lines; the hashes are complete when this returns.
         """
         remaining = end - self.consumed
         limit = self.max_line_bytes
         pending: list[bytes] = []  # the start of a line an earlier read cut off
         pending_length = 0  # its full length (the bytes are dropped once it is over the limit)
-        while remaining > 0:
-            chunk = self.handle.read(min(_CHUNK, remaining))
-            if not chunk:
-                break  # the file shrank; the caller sees the short count
-            remaining -= len(chunk)
-            self._consume(chunk, in_records=True)
-            lines: list[Any] = chunk.split(b"\n")
-            tail = lines.pop()
-            if not lines:  # no newline in this read: the pending line goes on
-                pending_length += len(chunk)
-                if pending_length <= limit:
-                    pending.append(chunk)
-                continue
-            if len(chunk) > limit:
-                lines = [OVERLONG if len(line) > limit else line for line in lines]
+        hasher = HashingThread((self.file_hash, self.records_hash)) if remaining > _CHUNK else None
+        try:
+            while remaining > 0:
+                chunk = self.handle.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break  # the file shrank; the caller sees the short count
+                remaining -= len(chunk)
+                if hasher is None:
+                    self._consume(chunk, in_records=True)
+                else:
+                    self.consumed += len(chunk)
+                    self.records_bytes += len(chunk)
+                    hasher.update(chunk)
+                lines: list[Any] = chunk.split(b"\n")
+                tail = lines.pop()
+                if not lines:  # no newline in this read: the pending line goes on
+                    pending_length += len(chunk)
+                    if pending_length <= limit:
+                        pending.append(chunk)
+                    continue
+                size = len(chunk)
+                del chunk  # its lines are copies: let the read go once it is hashed
+                if size > limit:
+                    lines = [OVERLONG if len(line) > limit else line for line in lines]
+                if pending_length:
+                    first = lines[0]
+                    length = pending_length + (limit + 1 if first is OVERLONG else len(first))
+                    lines[0] = OVERLONG if length > limit else b"".join([*pending, first])
+                pending_length = len(tail)
+                pending = [tail] if pending_length <= limit else []
+                yield lines
+                del lines  # not alive while the next read is split (the caller drops it too)
             if pending_length:
-                first = lines[0]
-                length = pending_length + (limit + 1 if first is OVERLONG else len(first))
-                lines[0] = OVERLONG if length > limit else b"".join([*pending, first])
-            pending_length = len(tail)
-            pending = [tail] if pending_length <= limit else []
-            yield lines
-        if pending_length:
-            self.cut_line = True
-            yield [OVERLONG if pending_length > limit else UNTERMINATED]
+                self.cut_line = True
+                yield [OVERLONG if pending_length > limit else UNTERMINATED]
+        finally:
+            if hasher is not None:
+                hasher.close()
 
     def read_rest(self, limit: int) -> bytes:
         """Up to ``limit`` further bytes (hashed as part of the file, not the records)."""

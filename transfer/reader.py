@@ -10,7 +10,7 @@ the iteration finished without raising. ``verify_file`` runs the same checks, ne
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,17 +19,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from transfer.body import RecordScan, RecordValidator
 from transfer.digest import file_digest, sidecar_problems
 from transfer.header import decode_signature, header_problems, name_mismatches, trailer_problems
-from transfer.lines import (
-    OVERLONG,
-    LineSource,
-    compact_record_line,
-    open_regular_file,
-    parse_object,
-    parse_record_line,
-)
-from transfer.names import STREAMS, BatchName, check_network_id, parse_batch_filename
+from transfer.lines import LineSource, open_regular_file, parse_object
+from transfer.names import BatchName, check_network_id, parse_batch_filename
 from transfer.spec import BatchRejected, Limits, Record, signed_payload
 
 __all__ = [
@@ -41,8 +35,7 @@ __all__ = [
     "verify_file",
 ]
 
-RecordValidator = Callable[[str, Record], list[str]]
-MAX_LINE_REASONS = 100
+_TAIL_READ = 64 * 1024  # first guess at the trailer's length (it is a few hundred bytes)
 
 
 @dataclass(frozen=True)
@@ -82,11 +75,9 @@ class BatchReader:
         self._name_reasons: list[str] = []
         self._file_reasons: list[str] = []
         self._total_reasons: list[str] = []
-        self._line_reasons: list[str] = []
-        self._line_overflow = 0
+        self._body: RecordScan | None = None  # set once the header has been read
         self._end_reasons: list[str] = []
         self._source: LineSource | None = None
-        self._record_lines = 0
         self._header_line: bytes | None = None
         self._header_end = 0
         self._trailer_start: int | None = None
@@ -100,12 +91,14 @@ class BatchReader:
     @property
     def reasons(self) -> list[str]:
         """Every problem found so far, in check order."""
-        overflow = [f"... and {self._line_overflow} more problems"] if self._line_overflow else []
+        body = self._body
+        line_reasons = body.reasons if body is not None else []
+        overflow = [f"... and {body.overflow} more problems"] if body and body.overflow else []
         return (
             self._name_reasons
             + self._file_reasons
             + self._total_reasons
-            + self._line_reasons
+            + line_reasons
             + overflow
             + self._end_reasons
         )
@@ -113,7 +106,7 @@ class BatchReader:
     @property
     def count(self) -> int:
         """Record lines read so far."""
-        return self._record_lines
+        return self._body.count if self._body is not None else 0
 
     @property
     def digest(self) -> str:
@@ -149,8 +142,8 @@ class BatchReader:
     # -- checks before the body -----------------------------------------------------
 
     def _failed(self) -> bool:
-        groups = (self._name_reasons, self._file_reasons, self._total_reasons, self._line_reasons)
-        return any(groups) or bool(self._end_reasons)
+        groups = (self._name_reasons, self._file_reasons, self._total_reasons, self._end_reasons)
+        return any(groups) or bool(self._body is not None and self._body.reasons)
 
     def _preflight(self) -> bool:
         """Name, file, header, trailer and signature checks; True if the body can be read."""
@@ -209,11 +202,17 @@ class BatchReader:
     def _read_trailer(self) -> None:
         assert self._source is not None
         size = self._source.size
-        tail = self._source.read_tail(self._limits.max_line_bytes + 2)
+        cap = self._limits.max_line_bytes + 2  # the last line, its newline and the one before
+        want = min(cap, _TAIL_READ)
+        tail = self._source.read_tail(want)
+        newline = tail.rfind(b"\n", 0, len(tail) - 1)
+        while newline == -1 and want < cap and len(tail) < size:  # a long last line
+            want = min(cap, want * 16)
+            tail = self._source.read_tail(want)
+            newline = tail.rfind(b"\n", 0, len(tail) - 1)
         if not tail.endswith(b"\n"):
             self._file_reasons.append("file does not end with a newline (truncated?)")
             return
-        newline = tail.rfind(b"\n", 0, len(tail) - 1)
         if newline == -1 and len(tail) < size:
             self._file_reasons.append(f"last line: longer than {self._limits.max_line_bytes} bytes")
             return
@@ -260,70 +259,18 @@ class BatchReader:
 
     # -- the body -------------------------------------------------------------------
 
-    def _line_problem(self, line_no: int, problem: str) -> None:
-        if len(self._line_reasons) < MAX_LINE_REASONS:
-            self._line_reasons.append(f"line {line_no}: {problem}")
-        else:
-            self._line_overflow += 1
-
     def _scan(self) -> Iterator[Record]:
-        """Read every record line, hashing it; yield the ones that pass their own checks.
+        """Every record line, read and hashed: the records that pass their own checks.
 
-        Stops yielding at the first problem (the caller must not commit anyway) but reads
-        on to report every problem. Lines in the writer's compact form take the fast path
-        (:func:`compact_record_line`); anything else, or anything wrong, the strict one.
+        The caller iterates it to the end, then calls :meth:`_finish`.
         """
         source = self._source
         assert source is not None
         end = self._trailer_start if self._trailer_start is not None else source.size
         stream = self.header.get("stream") if self.header is not None else None
-        validate = self._validate_record if stream in STREAMS else None
-        stream_name = str(stream)
-        limits = self._limits
-        max_records = limits.max_records
-        max_depth = limits.max_json_depth
-        line_reasons = self._line_reasons
         quiet = bool(self.reasons)  # yield nothing once anything at all is wrong
-        line_no = 1
-        count = 0
-        for lines in source.record_lines(end):
-            for line in lines:
-                line_no += 1
-                count += 1
-                if count > max_records:
-                    if count == max_records + 1:
-                        self._line_problem(line_no, f"more than {max_records} records")
-                    if line is OVERLONG:
-                        self._line_problem(line_no, f"longer than {limits.max_line_bytes} bytes")
-                    continue
-                if line.__class__ is not bytes:
-                    if line is OVERLONG:
-                        self._line_problem(line_no, f"longer than {limits.max_line_bytes} bytes")
-                    continue  # UNTERMINATED: the missing trailer or newline is reported
-                record = compact_record_line(line, max_depth)
-                if record is None:  # slow path: the strict parser names the problem
-                    record, problems = parse_record_line(line, max_depth)
-                    if record is None:
-                        for problem in problems:
-                            self._line_problem(line_no, problem)
-                        continue
-                if validate is not None:
-                    try:
-                        problems = validate(stream_name, record)
-                        if problems.__class__ is not list:
-                            problems = list(problems)
-                    except Exception as error:  # a validator bug must still reject, not crash
-                        problems = [f"record validator failed: {type(error).__name__}"]
-                    if problems:
-                        for problem in problems:
-                            self._line_problem(line_no, problem)
-                        continue
-                if not quiet and not line_reasons:
-                    self._record_lines = count
-                    yield record
-        self._record_lines = count
-        if self._trailer_start is not None and (source.consumed != end or source.cut_line):
-            self._end_reasons.append("file changed while being read")
+        self._body = RecordScan(stream, self._validate_record, self._limits)
+        return self._body.records(source, end, quiet=quiet)
 
     def _drain(self) -> None:
         """Run the remaining checks without yielding anything."""
@@ -335,6 +282,9 @@ class BatchReader:
         """Read the trailer line again, compare totals, check the sidecar."""
         source = self._source
         assert source is not None
+        end = self._trailer_start
+        if end is not None and (source.consumed != end or source.cut_line):  # after _scan()
+            self._end_reasons.append("file changed while being read")
         rest = source.read_rest(len(self._trailer_raw) + 1)
         expected_rest = self._trailer_raw if self._trailer_start is not None else b""
         if rest != expected_rest:
@@ -342,11 +292,12 @@ class BatchReader:
         self._digest = source.file_hash.hexdigest()
         trailer = self._trailer
         if trailer is not None:
-            where = f"line {self._record_lines + 2} (trailer)"
-            if trailer["count"] != self._record_lines:
+            count = self.count
+            where = f"line {count + 2} (trailer)"
+            if trailer["count"] != count:
                 self._total_reasons.append(
                     f"{where}: record count mismatch: trailer says {trailer['count']}, "
-                    f"file has {self._record_lines}"
+                    f"file has {count}"
                 )
             if trailer["bytes"] != source.records_bytes:
                 self._total_reasons.append(

@@ -9,11 +9,12 @@ and the block reader's own line splitting is compared with a plain ``split``.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import io
+import pickle
 from typing import Any
 
+import msgspec
 import pytest
 from test_corpus import realistic_records
 
@@ -210,8 +211,15 @@ def test_make_record_builds_the_same_record_as_the_constructor():
     made, built = make_record("request", "id-1", 3, data), Record("request", "id-1", 3, data)
 
     assert made == built and repr(made) == repr(built) and type(made) is Record
-    assert dataclasses.asdict(made) == dataclasses.asdict(built)
+    assert repr(made) == f"Record(type='request', id='id-1', version=3, data={data!r})"
+    assert msgspec.structs.asdict(made) == dict(type="request", id="id-1", version=3, data=data)
     assert copy.deepcopy(made) == built
-    assert dataclasses.replace(made, version=4) == Record("request", "id-1", 4, data)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    assert pickle.loads(pickle.dumps(made)) == built  # noqa: S301 (our own bytes)
+    assert msgspec.structs.replace(made, version=4) == Record("request", "id-1", 4, data)
+    assert Record(type="ack", id="x", version=1) == Record("ack", "x", 1, {})
+    assert Record("ack", "x", 1).data is not Record("ack", "x", 1).data  # each its own dict
+    assert made != Record("request", "id-1", 3, {}) and made != ("request", "id-1", 3, data)
+    with pytest.raises(AttributeError):
         made.version = 5  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(made)  # its data is a dict, as with the frozen dataclass it replaces

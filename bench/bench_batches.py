@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -34,12 +35,14 @@ from transfer.fastschema import typed_schema
 from transfer.format import Limits, Record, open_batch, write_batch
 from transfer.keys import generate_keypair, load_public_keys, load_signing_key
 from transfer.lines import LineSource
+from transfer.verify_many import verify_files
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "PERFORMANCE.md"
 MARK = "<!-- bench_batches -->"
 BLOCK = 1024 * 1024
 TARGET = 0.70  # verify at >= 70 % of sha256sum speed (issue 4)
+COPIES = 4  # files in the several-files measurement
 
 
 def records(n: int):
@@ -173,11 +176,31 @@ def run(n: int, work: Path, rounds: int) -> dict:
         count = sum(1 for _ in reader.records())
         assert count == n
 
+    copies = []  # the same file in COPIES directories, as a day's batches would be
+    for k in range(COPIES):
+        (out / f"copy-{k}").mkdir()
+        copies.append(Path(shutil.copy2(path, out / f"copy-{k}" / path.name)))
+
+    def verify_many(jobs: int):
+        reports = verify_files(
+            copies,
+            expected_destination="response",
+            key_paths=[work / "keys"],
+            limits=limits,
+            jobs=jobs,
+        )
+        assert all(report.ok for _, report in reports)
+
     best = rounds_of(
         {
             "sha256sum": lambda: subprocess.run(
                 ["sha256sum", str(path)], check=True, capture_output=True
             ),
+            "sha256sum_many": lambda: subprocess.run(
+                ["sha256sum", *map(str, copies)], check=True, capture_output=True
+            ),
+            "verify_many_1": partial(verify_many, 1),
+            "verify_many_all": partial(verify_many, os.cpu_count() or 1),
             "verify": verify,
             "verify_no_schema": lambda: verify(None),
             "floor_hash": lambda: floor_hash(path, bounds),
@@ -298,9 +321,21 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
             "schema in one pass, or moving the checks to a second process while this one "
             "builds the records (not tried here)."
         )
+    cores = os.cpu_count() or 1
     lines += [
         "",
         verdict,
+        "",
+        f"Several files, as `ferry transfer verify FILE…` checks them ({COPIES} copies of the "
+        f"{big['n']:,}-record file, {COPIES * mb:.0f} MB; `verify_files`, process start of "
+        "its workers included, the interpreter's own start not): "
+        f"one file at a time {COPIES * mb / big['verify_many_1']:.0f} MB/s, "
+        f"{big['sha256sum_many'] / big['verify_many_1']:.0%} of `sha256sum` over the same "
+        f"files; one process per core ({cores}) "
+        f"{COPIES * mb / big['verify_many_all']:.0f} MB/s, "
+        f"{big['sha256sum_many'] / big['verify_many_all']:.0%} of `sha256sum` "
+        f"({'meets' if big['sha256sum_many'] / big['verify_many_all'] >= TARGET else 'misses'}"
+        f" the {TARGET:.0%} target; `sha256sum` itself uses one core).",
         "",
         "History, same file (MB/s move with the shared machine's load; the ratio less so): "
         "orjson with a written-back check per line, the hashing, envelope checks and a "

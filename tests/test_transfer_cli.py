@@ -196,6 +196,11 @@ def test_verify_lists_every_failure_of_every_file(tmp_path, keys):
     assert "more than 2 records" in err or "exceeds the limit of 2 records" in err, "limits"
     assert "unsafe or malformed file name" in err, "name"
     assert "2 of 3 files failed" in err
+    one_by_one = ferry(
+        "transfer", "verify", str(good.path), str(bad_schema.path), str(unsafe), *args,
+        "--max-records", "2", "--jobs", "1",
+    )  # fmt: skip
+    assert (one_by_one.returncode, one_by_one.stdout, one_by_one.stderr) == (1, run.stdout, err)
     all_good = ferry("transfer", "verify", str(good.path), *args)
     assert all_good.returncode == 0, all_good.stderr
 

@@ -39,19 +39,23 @@ def verify(
     max_line_bytes: Annotated[
         int | None, typer.Option(min=1, envvar="FERRY_VERIFY_MAX_LINE_BYTES")
     ] = None,
+    jobs: Annotated[
+        int, typer.Option(min=0, help="Files checked at once (0: one per CPU core)")
+    ] = 0,
 ):
     """Check batch files without a database; list every failure of every file.
 
     Checks the name, format, digest and sidecar, signature, destination, not_after, record
     schema and size limits. The exit code is 0 only if every file passes.
     """
+    import os
     from dataclasses import replace
 
-    from shared.records import validate_record
-    from transfer.format import Limits, verify_file
+    from transfer.format import Limits
     from transfer.keys import load_public_keys
+    from transfer.verify_many import verify_files
 
-    keys_by_id = load_public_keys(public_key)
+    load_public_keys(public_key)  # a bad key file is reported before any work starts
     limits = Limits()
     given = {
         "max_batch_bytes": max_batch_bytes,
@@ -60,14 +64,14 @@ def verify(
     }
     limits = replace(limits, **{k: v for k, v in given.items() if v is not None})
     failed = 0
-    for f in files:
-        report = verify_file(
-            f,
-            expected_destination=destination,
-            public_keys=keys_by_id,
-            limits=limits,
-            validate_record=validate_record,
-        )
+    reports = verify_files(
+        files,
+        expected_destination=destination,
+        key_paths=public_key,
+        limits=limits,
+        jobs=jobs or os.cpu_count() or 1,
+    )
+    for f, report in reports:
         if report.ok:
             typer.echo(f"OK    {f}  records={report.count} sha256={report.digest}")
         else:

@@ -14,7 +14,7 @@ begins. Only one record, and the ids of the current batch, are held at any time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from transfer import acks, ledger
 from transfer.behind import write_behind
-from transfer.format import BatchLimitExceeded, Limits, Record, WrittenBatch, write_batch
+from transfer.feed import ExportItem, Feed
+from transfer.format import Limits, Record, WrittenBatch, write_batch
 from transfer.fsutil import fsync_directory, publish
 from transfer.intake import (
     BulkHandler,
@@ -39,7 +40,7 @@ from transfer.intake import (
 from transfer.keys import SigningKey
 from transfer.names import sidecar_name
 from transfer.tables import rejection_model_for
-from transfer.writer import HEADER_RESERVE, TRAILER_RESERVE, EncodedRecord
+from transfer.writer import EncodedRecord
 
 __all__ = [
     "BulkHandler",
@@ -155,9 +156,6 @@ class ExportedBatch:
     carried: int = 0
 
 
-# One record, or several that must travel in one batch (the parts of a split result);
-# an exporter that had to encode a record to size it passes it encoded.
-ExportItem = Record | EncodedRecord | Sequence[Record | EncodedRecord]
 OnBatch = Callable[[ExportedBatch, list[str]], None]
 
 
@@ -168,37 +166,6 @@ def _room_after_acks(limits: Limits, acks: list[EncodedRecord]) -> Limits:
         max_batch_bytes=limits.max_batch_bytes - sum(len(a.line) for a in acks),
         max_records=limits.max_records - len(acks),
     )
-
-
-def record_budget(room: Limits) -> int:
-    """Bytes of data record lines (newlines included) one batch can hold within ``room``."""
-    return room.max_batch_bytes - HEADER_RESERVE - TRAILER_RESERVE
-
-
-def _units(
-    items: Iterable[ExportItem], room: Limits
-) -> Iterator[tuple[list[EncodedRecord], int, str]]:
-    """Each item encoded once, with its size and type; an item that can never fit raises."""
-    budget, max_line, max_records = record_budget(room), room.max_line_bytes, room.max_records
-    for item in items:
-        cls = item.__class__
-        if cls is Record or cls is EncodedRecord:
-            encoded = item if cls is EncodedRecord else EncodedRecord.of(item)
-            lines, size = [encoded], len(encoded.line)
-            fits = size <= budget and size - 1 <= max_line
-        else:
-            lines = [r if r.__class__ is EncodedRecord else EncodedRecord.of(r) for r in item]
-            size = sum(len(e.line) for e in lines)
-            fits = (
-                size <= budget
-                and len(lines) <= max_records
-                and all(len(e.line) - 1 <= max_line for e in lines)
-            )
-        if not fits:
-            raise BatchLimitExceeded(
-                f"record {lines[0].id!r} ({len(lines)} lines, {size} bytes) can never fit a batch"
-            )
-        yield lines, size, lines[0].type
 
 
 def ack_records(session: Session, batch_model: type, *, peer: str) -> list[Record]:
@@ -236,7 +203,7 @@ def export_records(
     riding = [EncodedRecord.of(a) for a in ack_records(session, batch_model, peer=out.destination)]
     room = _room_after_acks(out.limits, riding)
     with write_behind(session):  # marking batch k runs while batch k+1 is written
-        feed = _Feed(records(room) if callable(records) else records, room, riding)
+        feed = Feed(records(room) if callable(records) else records, room, riding)
         exported: list[ExportedBatch] = []
         last_id: str | None = None  # the last id of the batch before
         if not feed.exhausted:
@@ -280,47 +247,6 @@ def export_records(
                 on_batch(batch, ids)
             exported.append(batch)
     return exported
-
-
-class _Feed:
-    """Deals encoded records out one batch at a time, each batch as full as the room allows.
-
-    ``next_batch()`` yields the riding acks and then records until the next one would
-    break a limit (it is kept for the batch after); meanwhile it notes the distinct ids
-    (``ids``) and the lines per record type (``counts``) of the batch it gave.
-    """
-
-    def __init__(self, items: Iterable[ExportItem], room: Limits, riding: list[EncodedRecord]):
-        self._units = _units(items, room)
-        self._room = room
-        self._budget = record_budget(room)
-        self._riding = riding
-        self._upcoming = next(self._units, None)
-        self.ids: list[str] = []
-        self.counts: dict[str, int] = {}
-
-    @property
-    def exhausted(self) -> bool:
-        return self._upcoming is None
-
-    def next_batch(self) -> Iterator[EncodedRecord]:
-        ids: list[str] = []
-        counts = {"ack": len(self._riding)} if self._riding else {}
-        self.ids, self.counts = ids, counts
-        yield from self._riding
-        used = lines = 0
-        max_records, budget = self._room.max_records, self._budget
-        while self._upcoming is not None:
-            group, size, record_type = self._upcoming
-            if lines and (lines + len(group) > max_records or used + size > budget):
-                return
-            yield from group
-            counts[record_type] = counts.get(record_type, 0) + len(group)
-            if not ids or ids[-1] != group[0].id:
-                ids.append(group[0].id)
-            used += size
-            lines += len(group)
-            self._upcoming = next(self._units, None)
 
 
 def _record_out(

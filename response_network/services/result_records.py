@@ -20,7 +20,7 @@ import orjson
 
 from shared.jsonutil import canonical
 from transfer import bulk
-from transfer.exchange import ExportItem, record_budget
+from transfer.feed import ExportItem, record_budget
 from transfer.format import Limits, Record, record_line
 from transfer.spec import make_record
 from transfer.writer import EncodedRecord

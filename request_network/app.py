@@ -20,8 +20,9 @@ from transfer.operator_api import PREFIX as OPERATOR_PREFIX
 
 
 def create_app(settings: RequestSettings | None = None) -> FastAPI:
-    app = FastAPI(title="Ferry request network", version="1")
-    app.state.settings = settings or get_settings()
+    settings = settings or get_settings()
+    app = FastAPI(title="Ferry request network", version="1", **settings.fastapi_docs())
+    app.state.settings = settings
     install_problem_handlers(app)
     for module in (auth, requests, api_keys, rate_limits, admin_users, operator, health):
         app.include_router(module.router)

@@ -10,8 +10,9 @@ from shared.problems import install_problem_handlers
 
 
 def create_app(settings: ResponseSettings | None = None) -> FastAPI:
-    app = FastAPI(title="Ferry response network", version="1")
-    app.state.settings = settings or get_settings()
+    settings = settings or get_settings()
+    app = FastAPI(title="Ferry response network", version="1", **settings.fastapi_docs())
+    app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(operator_routes)

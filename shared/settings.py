@@ -52,6 +52,16 @@ class FerrySettings(BaseSettings):
     # A sent batch still unacknowledged after this long is flagged (log line + audit row).
     unacked_flag_hours: float = Field(default=24, gt=0)
 
+    # The interactive API docs (/docs) and the schema (/openapi.json) describe every route to
+    # anyone who asks, so they are served only when asked for (always in the demo).
+    api_docs: bool = False
+
+    def fastapi_docs(self) -> dict[str, str | None]:
+        """FastAPI's docs arguments: the docs served, or none of them."""
+        if self.api_docs or self.mode == "demo":
+            return {"docs_url": "/docs", "redoc_url": None, "openapi_url": "/openapi.json"}
+        return {"docs_url": None, "redoc_url": None, "openapi_url": None}
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> FerrySettings:
         if self.mode != "demo" and self.jwt_secret.get_secret_value() in PLACEHOLDER_SECRETS:

@@ -19,7 +19,13 @@ from response_network import models as rs
 from response_network.services import exchange as rs_exchange
 from response_network.services.identity import create_user, export_identity
 from shared.db import utcnow
-from tests.transfer.test_bulk_exchange import BACKENDS, count, make_gap, request_states
+from tests.transfer.test_bulk_exchange import (
+    BACKENDS,
+    PROFILE,
+    count,
+    make_gap,
+    request_states,
+)
 from transfer.config import outbound_from
 
 DAY = timedelta(days=1)
@@ -102,7 +108,7 @@ def test_without_a_kept_copy_the_results_that_name_the_batch_go_again(gap):
 def test_lost_identity_batches_send_their_users_and_profile_types_again(gap):
     gap.seed(0)
     out = outbound_from(gap.settings["response"])
-    gap.rs.add(rs.ProfileType(version=1, exported_version=0, **PROFILE_ROW))
+    gap.rs.add(rs.ProfileType(version=1, exported_version=0, **PROFILE))
     gap.rs.flush()
     create_user(
         gap.rs, username="carol", password="correct horse 1", profile_type="articles", rounds=4
@@ -144,13 +150,3 @@ def test_a_lost_requests_batch_puts_its_unanswered_requests_back_in_the_outbox(g
     assert gap.rq.get(rq.Batch, batch.batch_id).reexported_at is not None
     (again,) = gap.export_requests().batches
     assert again.record_ids == (waiting,)
-
-
-PROFILE_ROW = {
-    "name": "articles",
-    "index": "articles",
-    "fields": {"title": "text", "year": "integer"},
-    "return_fields": ["title", "year"],
-    "max_size": 50,
-    "rate_limits": {"minute": 10, "hour": 100, "day": 1000},
-}

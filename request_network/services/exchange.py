@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import Text, cast, delete, insert, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Text, cast, delete, insert, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from request_network.models import (
-    EXPORTED,
     PENDING,
     Batch,
     OutboxEntry,
@@ -179,16 +178,18 @@ def requeue(session: Session, ids: list[str], *, detail: str, at: datetime) -> N
     """
     if not ids:
         return
-    exports = (
-        select(RequestExport.request_id, RequestExport.at, RequestExport.batch_id)
+    exports = session.scalars(
+        select(RequestExport)
         .where(RequestExport.request_id.in_(ids))
-        .subquery()
-    )
-    carried = select(
-        exports.c.request_id, literal(EXPORTED), exports.c.at, "in " + Batch.filename
-    ).join(Batch, Batch.id == exports.c.batch_id)
-    event_columns = ["request_id", "status", "at", "detail"]
-    session.execute(insert(RequestEvent).from_select(event_columns, carried))
+        .options(joinedload(RequestExport.batch))
+    ).all()
+    for export in exports:  # the step the request's history showed becomes an event
+        step = export.as_history()
+        session.add(
+            RequestEvent(
+                request_id=export.request_id, status=step.status, at=step.at, detail=step.detail
+            )
+        )
     session.execute(delete(RequestExport).where(RequestExport.request_id.in_(ids)))
     bulk.insert_rows(
         session,

@@ -4,9 +4,10 @@
 #   docker build -t ferry:local .
 #   docker run --rm ferry:local --help
 #
-# The build needs PyPI (uv and the locked dependencies) and the python:3.11-slim base
-# image. For an air-gapped site, build on a connected build host and carry the image
-# over with `docker save` / `docker load`; the compose files then find it by tag.
+# The build needs PyPI (uv and the locked dependencies), Debian's packages (a C compiler
+# for the native line checker) and the python:3.11-slim base image. For an air-gapped
+# site, build on a connected build host and carry the image over with `docker save` /
+# `docker load`; the compose files then find it by tag.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -34,6 +35,14 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev
+
+# The native line checker of `ferry transfer verify` (transfer/linecheck.c), built as
+# `make install` builds it; the runtime stage gets the library, not the compiler.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && cc -O2 -std=c99 -Wall -Wextra -Werror -shared -fPIC \
+        -o transfer/_linecheck.so transfer/linecheck.c
 
 # ── runtime: the venv and the source, no uv, no build tools, not root ────────────────
 FROM ${PYTHON_IMAGE} AS runtime

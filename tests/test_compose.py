@@ -595,6 +595,7 @@ def test_dockerfile_builds_from_the_lock_and_runs_ferry_unprivileged() -> None:
     syncs = [m.split() for m in re.findall(r"uv sync[^&;|]*", runs)]
     assert syncs and all({"--frozen", "--no-dev"} <= set(sync) for sync in syncs)
     assert any("--no-install-project" not in sync for sync in syncs)  # Ferry itself too
+    assert "-o transfer/_linecheck.so transfer/linecheck.c" in runs  # verify's native checker
     final = steps[max(i for i, (instr, _) in enumerate(steps) if instr == "FROM") :]
     user = [rest for instr, rest in final if instr == "USER"]
     assert user and user[-1].split(":")[0] not in {"root", "0"}
@@ -632,6 +633,7 @@ def test_dockerignore_keeps_state_and_keys_out_and_the_source_in() -> None:
         ".pytest_cache/README.md",
         "deploy/request.env",
         "elsewhere/network.ed25519.pem",
+        "transfer/_linecheck.so",  # built for this host; the image builds its own
     ):
         assert ignored(path, patterns), f"{path} would be sent to the build"
     wheel = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]

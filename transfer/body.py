@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from shared.records import validate_record
 from transfer.fastschema import run_decoder
 from transfer.lines import OVERLONG, LineSource, compact_record_line, parse_record_line
 from transfer.names import STREAMS
+from transfer.native import line_checker
 from transfer.spec import Limits, Record
 
 __all__ = ["MAX_LINE_REASONS", "RUN_LINES", "RecordScan", "RecordValidator"]
@@ -40,6 +42,12 @@ class RecordScan:
         self._fast, self._fast_checked = run_decoder(
             self._stream, self._validate, limits.max_json_depth
         )
+        # proves lines good without building them; it stands for validate_record only
+        self._native = (
+            line_checker(self._stream, limits.max_json_depth)
+            if self._validate is validate_record
+            else None
+        )
 
     def problem(self, line_no: int, problem: str) -> None:
         if len(self.reasons) < MAX_LINE_REASONS:
@@ -51,24 +59,55 @@ class RecordScan:
         """Check every record line up to offset ``end``; yield the records that pass.
 
         Stops yielding at the first problem (or at once if ``quiet``: the caller must not
-        commit anyway) but reads on to report every problem.
+        commit anyway) but reads on to report every problem. Quiet, the lines the native
+        checker proves good are only counted (:mod:`transfer.native`).
         """
+        for lines in source.record_lines(end):
+            if not (quiet and self._native is not None and self._count_proven(lines)):
+                yield from self._lines(lines, quiet)
+            del lines  # let this read's lines go before the next read
+
+    def _lines(self, lines: Sequence[Any], quiet: bool) -> Iterator[Record]:
         max_records = self._limits.max_records
         fast = self._fast
-        for lines in source.record_lines(end):
-            for start in range(0, len(lines), RUN_LINES):
-                run = lines[start : start + RUN_LINES]
-                first = self.count + 2  # the header is line 1
-                records = fast(run) if self.count + len(run) <= max_records else None
-                if records is None:
-                    yield from self._one_by_one(run, quiet)
-                    continue
-                self.count += len(run)
-                if not self._fast_checked:
-                    yield from self._validated(records, first, quiet)
-                elif not quiet and not self.reasons:
-                    yield from records
-            del lines  # let this read's lines go before the next read
+        for start in range(0, len(lines), RUN_LINES):
+            run = lines[start : start + RUN_LINES]
+            first = self.count + 2  # the header is line 1
+            records = fast(run) if self.count + len(run) <= max_records else None
+            if records is None:
+                yield from self._one_by_one(run, quiet)
+                continue
+            self.count += len(run)
+            if not self._fast_checked:
+                yield from self._validated(records, first, quiet)
+            elif not quiet and not self.reasons:
+                yield from records
+
+    def _count_proven(self, lines: list[Any]) -> bool:
+        """Check one read's lines, natively where it can prove them (nothing is yielded).
+
+        A line it cannot prove goes, with the run of lines after it, through
+        :meth:`_lines`, which accepts them or names the problems. False (nothing done) if
+        the read holds a marker (:data:`~transfer.lines.OVERLONG`, ``UNTERMINATED``).
+        """
+        assert self._native is not None
+        try:
+            joined = b"\n".join(lines)
+        except TypeError:
+            return False
+        done, offset = 0, 0  # lines checked, and where the next one starts in ``joined``
+        while done < len(lines):
+            room = max(self._limits.max_records - self.count, 0)  # beyond: _lines reports
+            good, offset = self._native(joined, offset, min(room, len(lines) - done))
+            self.count += good
+            done += good
+            if done < len(lines):
+                run = lines[done : done + RUN_LINES]
+                for _ in self._lines(run, quiet=True):
+                    pass
+                done += len(run)
+                offset += sum(map(len, run)) + len(run)
+        return True
 
     def _one_by_one(self, lines: Sequence[Any], quiet: bool) -> Iterator[Record]:
         limits = self._limits

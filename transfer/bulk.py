@@ -13,7 +13,9 @@ Bulk statements bypass the ORM: rows of `model` already loaded in the session ar
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +44,7 @@ __all__ = [
     "CHUNK",
     "Columns",
     "chunked",
+    "collector_paused",
     "existing_keys",
     "expire_loaded",
     "insert_new",
@@ -56,6 +59,26 @@ __all__ = [
 
 CHUNK = 5_000  # rows per statement
 _SQLITE_IN = 500  # values per IN list on SQLite (its default variable limit is 32 766)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for one batch's worth of bulk work.
+
+    A chunk of records lives long enough to be promoted to the older generations, so the
+    collector keeps scanning it, and every other object of the process, while the next
+    chunk is built: 0.7 s of a 2.4 s import of 100,000 requests (docs/PERFORMANCE.md).
+    Reference cycles made in the block wait for the collector until it ends; one batch
+    bounds them. Reference counting frees everything else as usual.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def is_postgres(session: Session) -> bool:

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from shared import audit
 from shared.db import utcnow
 from shared.records import AckData, validate_record
-from transfer import acks, ledger
+from transfer import acks, bulk, ledger
 from transfer.behind import write_behind
 from transfer.format import BatchRejected, Record, file_digest, open_batch, parse_batch_filename
 from transfer.quarantine import quarantine
@@ -304,7 +304,8 @@ def _import(
     session.add(batch)
     session.flush()
     counts: Counter[str] = Counter()
-    with write_behind(session):  # one chunk's statement runs while the next is read
+    # One chunk's statement runs while the next is read; no cycle collection meanwhile.
+    with bulk.collector_paused(), write_behind(session):
         outcome.records = _apply_records(
             session, reader, batch_model, inbound, handlers, outcome, counts
         )

@@ -259,22 +259,22 @@ class BatchReader:
 
     # -- the body -------------------------------------------------------------------
 
-    def _scan(self) -> Iterator[Record]:
+    def _scan(self, *, quiet: bool = False) -> Iterator[Record]:
         """Every record line, read and hashed: the records that pass their own checks.
 
-        The caller iterates it to the end, then calls :meth:`_finish`.
+        Yields nothing if ``quiet`` or once anything at all is wrong. The caller iterates
+        it to the end, then calls :meth:`_finish`.
         """
         source = self._source
         assert source is not None
         end = self._trailer_start if self._trailer_start is not None else source.size
         stream = self.header.get("stream") if self.header is not None else None
-        quiet = bool(self.reasons)  # yield nothing once anything at all is wrong
         self._body = RecordScan(stream, self._validate_record, self._limits)
-        return self._body.records(source, end, quiet=quiet)
+        return self._body.records(source, end, quiet=quiet or bool(self.reasons))
 
     def _drain(self) -> None:
-        """Run the remaining checks without yielding anything."""
-        for _ in self._scan():
+        """Run the remaining checks without yielding anything (no record is built)."""
+        for _ in self._scan(quiet=True):
             pass
         self._finish()
 

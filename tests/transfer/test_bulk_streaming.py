@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -244,3 +245,55 @@ def test_deferred_statements_keep_their_order_and_raise_their_errors(rq_session)
             same={"status": "X", "at": utcnow(), "detail": ""},
         )
     rq_session.rollback()
+
+
+def test_the_collector_is_paused_only_inside_and_restored_after_errors():
+    assert gc.isenabled()
+    with bulk.collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), bulk.collector_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with bulk.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_an_import_applies_records_with_the_collector_paused(gap, refuse):
+    settings = gap.settings["response"]
+    inbox = settings.inbox
+    inbox.mkdir(parents=True)
+    written = write_batch(
+        inbox,
+        stream="requests",
+        source="request",
+        destination="response",
+        seq=1,
+        prev_digest=None,
+        signing_key=load_signing_key(gap.settings["request"].signing_key),
+        records=[request(i) for i in range(3)],
+        capabilities=("acks",),
+    )
+    seen: list[bool] = []
+
+    def apply(_session, records, _batch_id):
+        seen.append(gc.isenabled())
+        if refuse:
+            raise ValueError("refused")
+
+    outcome = import_file(
+        written.path,
+        rs.Batch,
+        inbound_from(settings),
+        {"request": BulkHandler(apply)},
+        tx_factory(gap.rs),
+    )
+
+    assert seen == [False] and gc.isenabled()
+    assert (outcome.status == "imported") is not refuse

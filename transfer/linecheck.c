@@ -21,8 +21,9 @@
 #include <string.h>
 
 enum { SHAPE_REQUEST = 1, SHAPE_RESULT = 2 };
-enum { MAX_KEYS = 64 };   /* objects with more keys go to the Python path */
+enum { MAX_KEYS = 64 };       /* objects with more keys go to the Python path */
 enum { MAX_INT_DIGITS = 18 }; /* any such integer fits in 64 bits */
+enum { MAX_NESTING = 128 };   /* deeper lines go to the Python path, whatever the limit */
 
 typedef struct {
     const unsigned char *p;   /* next byte */
@@ -170,7 +171,8 @@ static int object(Cursor *c, int depth) {
     const unsigned char *keys[MAX_KEYS];
     size_t lengths[MAX_KEYS];
     int count = 0;
-    if (depth > c->max_depth || c->p >= c->end || *c->p != '{') return 0;
+    if (depth > c->max_depth || depth > MAX_NESTING || c->p >= c->end || *c->p != '{')
+        return 0;
     c->p++;
     if (c->p < c->end && *c->p == '}') {
         c->p++;
@@ -198,7 +200,8 @@ static int object(Cursor *c, int depth) {
 
 /* A JSON array at nesting depth `depth`; with objects_only, every item must be an object. */
 static int array(Cursor *c, int depth, int objects_only) {
-    if (depth > c->max_depth || c->p >= c->end || *c->p != '[') return 0;
+    if (depth > c->max_depth || depth > MAX_NESTING || c->p >= c->end || *c->p != '[')
+        return 0;
     c->p++;
     if (c->p < c->end && *c->p == ']') {
         c->p++;

@@ -206,6 +206,13 @@ def test_nesting_up_to_the_limit(depth):
         assert python_accepts("requests", line, depth) == was_proven
 
 
+def test_very_deep_lines_are_left_to_python_whatever_the_limit():
+    line = _swap(REQUEST_LINE, Q, b'"query":{"size":' + nested(200) + b"}")
+    assert not proven("requests", line, depth=1_000)  # its own cap: MAX_NESTING
+    assert python_accepts("requests", line, depth=1_000)
+    assert not proven("requests", line, depth=2**32 + 500)  # a huge limit, truncated
+
+
 def test_objects_with_many_keys_are_left_to_python():
     many = {f"k{i}": i for i in range(65)}
     line = line_of(req(query=many))

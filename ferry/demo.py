@@ -135,9 +135,9 @@ def _cycle(work: Path, started: float) -> int:
     upgrade("request", rq.database_url)
     upgrade("response", rs.database_url)
     with transaction(rs.database_url) as s:
-        load_profile_types(s, DATA / "profile_types.json", actor="demo")
+        load_profile_types(DATA / "profile_types.json", session=s, actor="demo")
         create_user(
-            s,
+            session=s,
             username="alice",
             password=DEMO_PASSWORD,
             profile_type="articles",

@@ -21,7 +21,7 @@ def export(settings: RequestSettings) -> dict:
     """Pending requests to the outbox; an `acks` batch if nothing else carries due acks."""
     out = outbound_from(settings)
     with transaction(settings.database_url) as session:
-        report = export_requests(session, out, keep_ids=False)
+        report = export_requests(out, session=session, keep_ids=False)
         acks = export_acks_if_due(session, Batch, out)
     return {
         "requests": report.requests,
@@ -75,6 +75,6 @@ def requeue_unacked(settings: RequestSettings, *, older_than: timedelta) -> dict
     """
     with transaction(settings.database_url) as session:
         requeued = requeue_unacked_requests(
-            session, source=settings.network_id, older_than=older_than
+            session=session, source=settings.network_id, older_than=older_than
         )
     return asdict(StaleReport(requeued))

@@ -91,7 +91,7 @@ def users_create(
     settings = _settings()
     with transaction(settings.database_url) as session:
         user = create_user(
-            session,
+            session=session,
             username=username,
             password=password,
             profile_type=profile_type,
@@ -116,7 +116,7 @@ def profile_types_load(file: Annotated[Path, typer.Argument(exists=True, dir_oka
     from shared.db import transaction
 
     with transaction(_settings().database_url) as session:
-        loaded = load_profile_types(session, file)
+        loaded = load_profile_types(file, session=session)
         emit({"loaded": [{"name": p.name, "version": p.version} for p in loaded]})
 
 

@@ -65,8 +65,8 @@ def export(settings: ResponseSettings) -> dict:
     """Identity and results to the outbox; an `acks` batch if nothing else carries due acks."""
     out = outbound_from(settings)
     with transaction(settings.database_url) as session:
-        identity = export_identity(session, out)
-        results = export_results(session, out, keep_ids=False)
+        identity = export_identity(out, session=session)
+        results = export_results(out, session=session, keep_ids=False)
         acks = export_acks_if_due(session, Batch, out)
     return {
         "results": results.results,
@@ -76,7 +76,7 @@ def export(settings: ResponseSettings) -> dict:
 
 def export_identity_only(settings: ResponseSettings) -> dict:
     with transaction(settings.database_url) as session:
-        batches = export_identity(session, outbound_from(settings))
+        batches = export_identity(outbound_from(settings), session=session)
     return {"batches": _batches(batches)}
 
 
@@ -102,11 +102,14 @@ def reexport(settings: ResponseSettings, *, older_than: timedelta) -> dict:
     """Results and identity of batches unacknowledged past `older_than` go out again."""
     with transaction(settings.database_url) as session:
         batches = reexport_unacked(
-            session, source=settings.network_id, outbox=settings.outbox, older_than=older_than
+            session=session,
+            source=settings.network_id,
+            outbox=settings.outbox,
+            older_than=older_than,
         )
     return {"batches": batches}
 
 
 def requeue(settings: ResponseSettings, *, older_than: timedelta) -> dict:
     with transaction(settings.database_url) as session:
-        return {"requeued": requeue_stale(session, older_than=older_than)}
+        return {"requeued": requeue_stale(session=session, older_than=older_than)}

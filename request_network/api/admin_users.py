@@ -16,7 +16,7 @@ def get_lock(
     user_id: str, session: SessionDep, settings: SettingsDep, cache: CacheDep, _admin: AdminDep
 ) -> AccountLockOut:
     """Whether the account is locked, until when, and how many failures are counted."""
-    return AccountLockOut(**auth.lock_status(session, settings, cache, user_id=user_id))
+    return AccountLockOut(**auth.lock_status(settings, cache, session=session, user_id=user_id))
 
 
 @router.delete("/api/v1/admin/users/{user_id}/lock", status_code=status.HTTP_204_NO_CONTENT)
@@ -24,5 +24,5 @@ def lift_lock(
     user_id: str, session: SessionDep, settings: SettingsDep, cache: CacheDep, admin: AdminDep
 ) -> Response:
     """Unlock the account now and forget its failures (audited)."""
-    auth.lift_lock(session, settings, cache, user_id=user_id, actor=admin.user.id)
+    auth.lift_lock(settings, cache, session=session, user_id=user_id, actor=admin.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,9 +22,9 @@ def create_key(
 ) -> ApiKeyCreated:
     """Issue a key. It is in this reply only: Ferry stores an HMAC of it, never the key."""
     key, secret = api_keys.create_key(
-        session,
         settings,
         cache,
+        session=session,
         user=user,
         name=body.name,
         scopes=list(body.scopes),
@@ -36,12 +36,12 @@ def create_key(
 @router.get("/api/v1/api-keys", response_model=ApiKeyPage)
 def list_keys(session: SessionDep, user: UserDep) -> ApiKeyPage:
     """Your keys, newest first, revoked and expired ones included; never the key itself."""
-    rows = api_keys.list_keys(session, user=user)
+    rows = api_keys.list_keys(session=session, user=user)
     return ApiKeyPage(items=[ApiKeyOut(**api_keys.describe(k)) for k in rows])
 
 
 @router.delete("/api/v1/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_key(key_id: str, session: SessionDep, cache: CacheDep, user: UserDep) -> Response:
     """Revoke one of your keys; it stops working on the next call."""
-    api_keys.revoke_key(session, cache, user=user, key_id=key_id)
+    api_keys.revoke_key(cache, session=session, user=user, key_id=key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

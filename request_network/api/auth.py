@@ -42,9 +42,9 @@ def login(
             errors=[{"loc": "body.password", "msg": "too long"}],
         )
     result = auth.login(
-        session,
         settings,
         cache,
+        session=session,
         username=username,
         password=password,
         client=client_address(request),

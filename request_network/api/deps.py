@@ -123,7 +123,7 @@ def current_principal(
     if token and api_key is not None:
         raise unauthorized("send either a bearer token or an API key, not both")
     if api_key is not None:
-        user, key, scopes = api_keys.authenticate_key(session, settings, cache, api_key)
+        user, key, scopes = api_keys.authenticate_key(settings, cache, api_key, session=session)
         principal = Principal(
             user=user, via="api_key", scopes=scopes, key_id=key.key_id, expires_at=key.expires_at
         )
@@ -133,7 +133,7 @@ def current_principal(
         raise unauthorized("not authenticated: send Authorization: Bearer <token> or X-API-Key")
     if looks_like_key(token):
         raise unauthorized("API keys go in the X-API-Key header, not in Authorization")
-    user, claims = auth.authenticate_token(session, settings, cache, token)
+    user, claims = auth.authenticate_token(settings, cache, token, session=session)
     return Principal(
         user=user,
         via="jwt",

@@ -70,7 +70,9 @@ class Limited:
 def limited_caller(
     request: Request, session: SessionDep, user: UserDep, limiter: LimiterDep
 ) -> Limited:
-    request.state.rate_limit = Limited(user, limiter, rate_limits.effective_limits(session, user))
+    request.state.rate_limit = Limited(
+        user, limiter, rate_limits.effective_limits(user, session=session)
+    )
     return request.state.rate_limit
 
 
@@ -148,7 +150,7 @@ def _at(ms: int | None) -> datetime | None:
 
 
 def _status_out(session, user: User, limiter: RateLimiter, *, admin: bool) -> RateLimitStatus:
-    limits, decision = rate_limits.status(session, user, limiter)
+    limits, decision = rate_limits.status(user, limiter, session=session)
     windows = [
         RateLimitWindow(
             window=w.window,
@@ -166,7 +168,7 @@ def _status_out(session, user: User, limiter: RateLimiter, *, admin: bool) -> Ra
         for w in decision.windows
     ]
     out = RateLimitStatus(user_id=user.id, state=decision.state, windows=windows)
-    override = rate_limits.get_override(session, user) if admin else None
+    override = rate_limits.get_override(user, session=session) if admin else None
     if override is not None:
         out.override = RateLimitOverrideOut(
             minute=override.minute,
@@ -199,7 +201,7 @@ def list_violations(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RateLimitViolationPage:
     rows, total = rate_limits.list_violations(
-        session,
+        session=session,
         user_id=user_id,
         window=window,
         since=since,
@@ -230,7 +232,7 @@ def list_violations(
 def user_rate_limits(
     user_id: str, session: SessionDep, _admin: AdminDep, limiter: LimiterDep
 ) -> RateLimitStatus:
-    user = rate_limits.get_user(session, user_id)
+    user = rate_limits.get_user(user_id, session=session)
     return _status_out(session, user, limiter, admin=True)
 
 
@@ -238,8 +240,8 @@ def user_rate_limits(
 def reset_rate_limits(
     user_id: str, session: SessionDep, admin: AdminDep, limiter: LimiterDep
 ) -> Response:
-    user = rate_limits.get_user(session, user_id)
-    rate_limits.reset(session, user, limiter, actor=admin.user.id)
+    user = rate_limits.get_user(user_id, session=session)
+    rate_limits.reset(user, limiter, session=session, actor=admin.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -247,10 +249,10 @@ def reset_rate_limits(
 def set_rate_limits(
     user_id: str, body: SetRateLimits, session: SessionDep, admin: AdminDep, limiter: LimiterDep
 ) -> RateLimitStatus:
-    user = rate_limits.get_user(session, user_id)
+    user = rate_limits.get_user(user_id, session=session)
     rate_limits.set_override(
-        session,
         user,
+        session=session,
         limits={w: getattr(body, w) for w in WINDOWS},
         reason=body.reason,
         actor=admin.user.id,

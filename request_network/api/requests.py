@@ -46,8 +46,8 @@ def submit(
 ) -> Accepted | JSONResponse:
     """Validate, then charge the rate limit (a 422 costs no quota), then accept."""
     outcome = rate_limits.submit_within_limits(
-        session,
         caller.user,
+        session=session,
         profile_type=body.profile_type,
         query=body.query,
         limiter=caller.limiter,
@@ -91,14 +91,14 @@ def list_requests(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RequestPage:
     rows, total = requests.list_own(
-        session, user, limit=min(limit, settings.page_size_max), offset=offset
+        user, session=session, limit=min(limit, settings.page_size_max), offset=offset
     )
     return RequestPage(items=[_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/api/v1/requests/{request_id}", response_model=RequestOut)
 def get_request(request_id: str, session: SessionDep, user: UserDep) -> RequestOut:
-    return _out(requests.get_own(session, user, request_id))
+    return _out(requests.get_own(user, request_id, session=session))
 
 
 @router.get("/api/v1/requests/{request_id}/response", response_model=ResponseOut)
@@ -106,5 +106,5 @@ def get_response(
     request_id: str, session: SessionDep, user: UserDep, cache: CacheDep, settings: SettingsDep
 ) -> dict:
     return requests.get_response(
-        session, user, request_id, cache=cache, ttl=settings.response_cache_seconds
+        user, request_id, session=session, cache=cache, ttl=settings.response_cache_seconds
     )

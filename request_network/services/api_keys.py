@@ -67,10 +67,10 @@ def describe(key: ApiKey) -> dict[str, Any]:
 
 
 def create_key(
-    session: Session,
     settings: RequestSettings,
     cache: redis.Redis,
     *,
+    session: Session,
     user: User,
     name: str,
     scopes: list[str],
@@ -132,7 +132,7 @@ def create_key(
     return key, parsed.key
 
 
-def list_keys(session: Session, *, user: User) -> list[ApiKey]:
+def list_keys(*, session: Session, user: User) -> list[ApiKey]:
     return list(
         session.execute(
             select(ApiKey)
@@ -142,7 +142,7 @@ def list_keys(session: Session, *, user: User) -> list[ApiKey]:
     )
 
 
-def revoke_key(session: Session, cache: redis.Redis, *, user: User, key_id: str) -> ApiKey:
+def revoke_key(cache: redis.Redis, *, session: Session, user: User, key_id: str) -> ApiKey:
     """Revoke one of the user's own keys at once; another user's key is a 404.
 
     The database column is authoritative and always written; the Redis mark is best effort
@@ -173,7 +173,7 @@ def revoke_key(session: Session, cache: redis.Redis, *, user: User, key_id: str)
 
 
 def authenticate_key(
-    session: Session, settings: RequestSettings, cache: redis.Redis, raw: str
+    settings: RequestSettings, cache: redis.Redis, raw: str, *, session: Session
 ) -> tuple[User, ApiKey, frozenset[str]]:
     """The owner, the key and its effective scopes (never beyond the owner's current role)."""
     try:

@@ -43,17 +43,17 @@ _SAME_IN_EVERY_PART = ("status", "total", "error", "executed_at", "took_ms")
 
 
 def collect_results(
-    session: Session, records: list[Record], batch_id: str
+    records: list[Record], batch_id: str, *, session: Session
 ) -> list[tuple[Record, dict[str, Any]]]:
     """(record, data) per result ready to store: the whole ones, and each split one whose
     last part is now in (the others' parts are kept for later batches)."""
     whole = [(rec, rec.data) for rec in records if rec.data.get("parts", 1) == 1]
     split = [rec for rec in records if rec.data.get("parts", 1) > 1]
-    return whole + _join_parts(session, split, batch_id) if split else whole
+    return whole + _join_parts(split, batch_id, session=session) if split else whole
 
 
 def _join_parts(
-    session: Session, parts: list[Record], batch_id: str
+    parts: list[Record], batch_id: str, *, session: Session
 ) -> list[tuple[Record, dict[str, Any]]]:
     ids = list(dict.fromkeys(rec.id for rec in parts))
     answered = bulk.existing_keys(session, Response.__table__, "request_id", ids)
@@ -102,7 +102,7 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     for rec in records:
         if rec.id not in known:
             raise RecordRefused(rec, "result for a request this network never sent")
-    results = collect_results(session, records, batch_id)
+    results = collect_results(records, batch_id, session=session)
     if not results:
         return
     ids = [rec.id for rec, _ in results]
@@ -170,6 +170,8 @@ def apply_profile_types(session: Session, records: list[Record], _batch_id: str)
     bulk.expire_loaded(session, ProfileType, [r["name"] for r in rows])
 
 
+# The handlers keep the session positional: `transfer.intake.BulkHandler` calls them as
+# ``apply(session, records, batch_id)``.
 HANDLERS = {
     "result": BulkHandler(apply_results),
     "user": BulkHandler(apply_users),

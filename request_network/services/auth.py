@@ -95,10 +95,10 @@ class LoginResult:
 
 
 def login(
-    session: Session,
     settings: RequestSettings,
     cache: redis.Redis,
     *,
+    session: Session,
     username: str,
     password: str,
     client: str,
@@ -141,17 +141,19 @@ def login(
         log.warning("login refused: Redis is unreachable (login fails closed)")
         raise unavailable("login") from None
     if seconds and user is not None:
-        _lock_account(session, user, lock, failures=failures, seconds=seconds, client=client)
+        _lock_account(
+            user, lock, session=session, failures=failures, seconds=seconds, client=client
+        )
     if seconds:
         log.warning("login locked out after %d failures", failures)
     return LoginResult(refusal=_locked_out(seconds or settings.login_lockout_minutes * 60))
 
 
 def _lock_account(
-    session: Session,
     user: User,
     lock: AccountLock | None,
     *,
+    session: Session,
     failures: int,
     seconds: int,
     client: str,
@@ -194,7 +196,7 @@ def _issue(settings: RequestSettings, user: User) -> dict[str, Any]:
 
 
 def authenticate_token(
-    session: Session, settings: RequestSettings, cache: redis.Redis, token: str
+    settings: RequestSettings, cache: redis.Redis, token: str, *, session: Session
 ) -> tuple[User, TokenClaims]:
     """The user a bearer token stands for. Refuses bad, expired or logged-out tokens."""
     try:
@@ -231,7 +233,7 @@ def logout(cache: redis.Redis, *, jti: str, expires_at: datetime) -> None:
 # Account locks (admin) ------------------------------------------------------------------
 
 
-def _user_or_404(session: Session, user_id: str) -> User:
+def _user_or_404(user_id: str, *, session: Session) -> User:
     user = session.get(User, user_id)
     if user is None:
         raise Problem(404, "Not found", "no such user")
@@ -239,10 +241,10 @@ def _user_or_404(session: Session, user_id: str) -> User:
 
 
 def lock_status(
-    session: Session, settings: RequestSettings, cache: redis.Redis, *, user_id: str
+    settings: RequestSettings, cache: redis.Redis, *, session: Session, user_id: str
 ) -> dict[str, Any]:
     """The account's lock as the database records it, plus Redis's live failure count."""
-    user = _user_or_404(session, user_id)
+    user = _user_or_404(user_id, session=session)
     lock = session.get(AccountLock, user_id)
     guard = login_guard(settings, cache)
     redis_state: str = "ok"
@@ -268,10 +270,10 @@ def lock_status(
 
 
 def lift_lock(
-    session: Session, settings: RequestSettings, cache: redis.Redis, *, user_id: str, actor: str
+    settings: RequestSettings, cache: redis.Redis, *, session: Session, user_id: str, actor: str
 ) -> None:
     """Unlock now and forget failures; audited. Needs Redis (the lock is mirrored there)."""
-    user = _user_or_404(session, user_id)
+    user = _user_or_404(user_id, session=session)
     try:
         login_guard(settings, cache).clear(user.username)
     except redis.RedisError:

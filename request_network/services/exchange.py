@@ -63,7 +63,7 @@ class ExportReport:
 
 
 def export_requests(
-    session: Session, out: Outbound, *, limit: int | None = None, keep_ids: bool = True
+    out: Outbound, *, session: Session, limit: int | None = None, keep_ids: bool = True
 ) -> ExportReport:
     """Outbox entries (up to ``limit``, oldest first) → signed batches; the caller commits.
 
@@ -78,12 +78,12 @@ def export_requests(
 
     def on_batch(batch: ExportedBatch, ids: list[str]) -> None:
         seqs = [seq_of.pop(rid) for rid in ids]
-        mark_exported(session, ids, seqs, batch_id=batch.batch_id, at=now)
+        mark_exported(ids, seqs, session=session, batch_id=batch.batch_id, at=now)
 
     def records(room: Limits) -> Iterator[Record]:
         # A page per batch: rows for the next batch are in hand while this one is marked.
         page = max(1, min(room.max_records, PAGE))
-        return _pending_records(session, limit, page=page, seq_of=seq_of)
+        return _pending_records(limit, session=session, page=page, seq_of=seq_of)
 
     batches = export_records(
         session,
@@ -107,17 +107,19 @@ _COLUMNS = (
 )
 
 
-def _pending_rows(session: Session, limit: int | None, page: int) -> Iterator[tuple]:
+def _pending_rows(limit: int | None, page: int, *, session: Session) -> Iterator[tuple]:
     """Outbox rows in the order they were queued, a page at a time (locked on PostgreSQL)."""
     order = (OutboxEntry.seq, OutboxEntry.request_id)
     return bulk.stream_rows(session, select(*_COLUMNS), order, limit=limit, page=page)
 
 
 def _pending_records(
-    session: Session, limit: int | None, page: int, seq_of: dict[str, int]
+    limit: int | None, page: int, seq_of: dict[str, int], *, session: Session
 ) -> Iterator[Record]:
     loads, when = orjson.loads, bulk.wire_time
-    for seq, rid, user_id, profile_type, query, submitted_at in _pending_rows(session, limit, page):
+    for seq, rid, user_id, profile_type, query, submitted_at in _pending_rows(
+        limit, page, session=session
+    ):
         seq_of[rid] = seq
         data = {
             "user_id": user_id,
@@ -128,7 +130,7 @@ def _pending_records(
         yield make_record("request", rid, 1, data)
 
 
-def enqueue(session: Session, request: Request) -> None:
+def enqueue(request: Request, *, session: Session) -> None:
     """Put a new request in the outbox: the next export carries it."""
     session.add(
         OutboxEntry(
@@ -142,7 +144,7 @@ def enqueue(session: Session, request: Request) -> None:
 
 
 def mark_exported(
-    session: Session, ids: list[str], seqs: list[int], *, batch_id: str, at: datetime
+    ids: list[str], seqs: list[int], *, session: Session, batch_id: str, at: datetime
 ) -> None:
     """Requests `ids` (outbox entries `seqs`) went out in `batch_id`: out of the outbox,
     EXPORTED. One statement; the outbox rows are found by `seq`, its primary key, in order
@@ -170,7 +172,7 @@ def mark_exported(
     bulk.expire_loaded(session, Request, ids)
 
 
-def requeue(session: Session, ids: list[str], *, detail: str, at: datetime) -> None:
+def requeue(ids: list[str], *, session: Session, detail: str, at: datetime) -> None:
     """Exported requests `ids` go back to the outbox, to be exported again.
 
     Their export becomes a history event (the batch that carried them stays on record),
@@ -207,7 +209,7 @@ def requeue(session: Session, ids: list[str], *, detail: str, at: datetime) -> N
     bulk.expire_loaded(session, Request, ids)
 
 
-def requeue_unacked(session: Session, *, source: str, older_than: timedelta) -> int:
+def requeue_unacked(*, session: Session, source: str, older_than: timedelta) -> int:
     """The requests of every batch unacknowledged past `older_than` go back to the outbox
     (those still unanswered); each such batch is marked re-exported. Returns how many."""
     requeued = 0
@@ -221,7 +223,7 @@ def requeue_unacked(session: Session, *, source: str, older_than: timedelta) -> 
         )
         detail = f"re-export: {batch.filename} unacknowledged after {older_than}"
         for chunk in bulk.chunked(ids):
-            requeue(session, chunk, detail=detail, at=utcnow())
+            requeue(chunk, session=session, detail=detail, at=utcnow())
         reexport.mark_reexported(session, batch, records=len(ids), found_in="database")
         requeued += len(ids)
     return requeued

@@ -70,14 +70,14 @@ class Limits:
     sources: dict[str, str]  # "override" | "user" | "profile_type" | "none"
 
 
-def get_user(session: Session, user_id: str) -> User:
+def get_user(user_id: str, *, session: Session) -> User:
     user = session.get(User, user_id)
     if user is None:
         raise Problem(404, "Not found", "no such user")
     return user
 
 
-def effective_limits(session: Session, user: User) -> Limits:
+def effective_limits(user: User, *, session: Session) -> Limits:
     override = session.get(RateLimitOverride, user.id)
     layers = [
         ("override", {w: getattr(override, w) for w in WINDOWS} if override else {}),
@@ -126,9 +126,9 @@ def _redis_down(settings: RequestSettings, user: User, limits: Limits, exc: Exce
 
 
 def submit_within_limits(
-    session: Session,
     user: User,
     *,
+    session: Session,
     profile_type: str,
     query: dict[str, Any],
     limiter: RateLimiter,
@@ -137,10 +137,10 @@ def submit_within_limits(
     limits: Limits | None = None,
 ) -> Submitted:
     """Validate and stage the request, then charge the quota; see the module docstring."""
-    limits = limits or effective_limits(session, user)
+    limits = limits or effective_limits(user, session=session)
     staged = session.begin_nested()
     try:
-        request = requests.submit(session, user, profile_type=profile_type, query=query)
+        request = requests.submit(user, session=session, profile_type=profile_type, query=query)
     except BaseException:
         staged.rollback()
         raise
@@ -155,13 +155,13 @@ def submit_within_limits(
     RATELIMIT_DECISIONS.labels(state=decision.state).inc()
     if not decision.allowed:
         staged.rollback()
-        record_violations(session, user.id, decision, path=path)
+        record_violations(user.id, decision, session=session, path=path)
         return Submitted(None, decision, limits)
     staged.commit()
     return Submitted(request, decision, limits)
 
 
-def record_violations(session: Session, user_id: str, decision: Decision, *, path: str) -> None:
+def record_violations(user_id: str, decision: Decision, *, session: Session, path: str) -> None:
     """One row per violated window: the count the request would have reached, the limit."""
     at = utcnow()
     for w in decision.windows:
@@ -179,9 +179,9 @@ def record_violations(session: Session, user_id: str, decision: Decision, *, pat
     session.flush()
 
 
-def status(session: Session, user: User, limiter: RateLimiter) -> tuple[Limits, Decision]:
+def status(user: User, limiter: RateLimiter, *, session: Session) -> tuple[Limits, Decision]:
     """Where a user stands in every window (a peek: nothing is counted)."""
-    limits = effective_limits(session, user)
+    limits = effective_limits(user, session=session)
     try:
         return limits, limiter.peek(user.id, limits.values)
     except RateLimiterUnavailable as exc:
@@ -193,7 +193,7 @@ def status(session: Session, user: User, limiter: RateLimiter) -> tuple[Limits, 
         ) from exc
 
 
-def reset(session: Session, user: User, limiter: RateLimiter, *, actor: str) -> None:
+def reset(user: User, limiter: RateLimiter, *, session: Session, actor: str) -> None:
     """Forget a user's counters, grace periods and blocks; audited (`actor` = admin id)."""
     try:
         limiter.reset(user.id)
@@ -205,7 +205,7 @@ def reset(session: Session, user: User, limiter: RateLimiter, *, actor: str) -> 
 
 
 def set_override(
-    session: Session, user: User, *, limits: dict[str, int | None], reason: str, actor: str
+    user: User, *, session: Session, limits: dict[str, int | None], reason: str, actor: str
 ) -> RateLimitOverride:
     """Set custom limits for one user (None keeps the inherited limit); audited."""
     row = session.get(RateLimitOverride, user.id)
@@ -228,13 +228,13 @@ def set_override(
     return row
 
 
-def get_override(session: Session, user: User) -> RateLimitOverride | None:
+def get_override(user: User, *, session: Session) -> RateLimitOverride | None:
     return session.get(RateLimitOverride, user.id)
 
 
 def list_violations(
-    session: Session,
     *,
+    session: Session,
     user_id: str | None,
     window: str | None,
     since: datetime | None,

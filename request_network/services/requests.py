@@ -29,14 +29,14 @@ from shared.query_spec import QuerySpecError, validate_query
 _NOT_FOUND = Problem(404, "Not found", "no such request")
 
 
-def set_status(session: Session, request: Request, status: str, detail: str = "") -> None:
+def set_status(request: Request, status: str, detail: str = "", *, session: Session) -> None:
     """Every state change is stored with its time."""
     now = utcnow()
     request.status, request.updated_at = status, now
     session.add(RequestEvent(request_id=request.id, status=status, at=now, detail=detail))
 
 
-def submit(session: Session, user: User, *, profile_type: str, query: dict[str, Any]) -> Request:
+def submit(user: User, *, session: Session, profile_type: str, query: dict[str, Any]) -> Request:
     allowed = user.profile_type
     profile = session.get(ProfileType, profile_type)
     if profile is None or profile_type != allowed:
@@ -68,13 +68,13 @@ def submit(session: Session, user: User, *, profile_type: str, query: dict[str, 
     )
     session.add(request)
     session.flush()
-    set_status(session, request, PENDING, "submitted")
-    enqueue(session, request)
+    set_status(request, PENDING, "submitted", session=session)
+    enqueue(request, session=session)
     session.flush()
     return request
 
 
-def list_own(session: Session, user: User, *, limit: int, offset: int) -> tuple[list[Request], int]:
+def list_own(user: User, *, session: Session, limit: int, offset: int) -> tuple[list[Request], int]:
     base = select(Request).where(Request.user_id == user.id)
     total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
     rows = (
@@ -93,7 +93,7 @@ def list_own(session: Session, user: User, *, limit: int, offset: int) -> tuple[
     return list(rows), total
 
 
-def get_own(session: Session, user: User, request_id: str) -> Request:
+def get_own(user: User, request_id: str, *, session: Session) -> Request:
     request = session.get(Request, request_id)
     if request is None or request.user_id != user.id:
         raise _NOT_FOUND  # never reveal that another user's request exists
@@ -114,10 +114,10 @@ def _response_dict(response: Response) -> dict[str, Any]:
 
 
 def get_response(
-    session: Session, user: User, request_id: str, *, cache: Redis | None, ttl: int
+    user: User, request_id: str, *, session: Session, cache: Redis | None, ttl: int
 ) -> dict[str, Any]:
     """The response, served from the Redis cache after the first read."""
-    request = get_own(session, user, request_id)
+    request = get_own(user, request_id, session=session)
     key = f"resp:{request.id}"
     if cache is not None:
         try:

@@ -38,7 +38,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 def current_user(
     session: SessionDep, settings: SettingsDep, token: Annotated[str, Depends(oauth2)]
 ) -> User:
-    return user_for_token(session, settings, token)
+    return user_for_token(settings, token, session=session)
 
 
 def require_role(role: str):

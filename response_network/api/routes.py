@@ -30,7 +30,7 @@ def login(
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=72)],
 ) -> dict:
-    return auth.login(session, settings, username=username, password=password)
+    return auth.login(settings, session=session, username=username, password=password)
 
 
 @router.get("/health", tags=["health"])

@@ -16,7 +16,7 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def login(session: Session, settings: ResponseSettings, *, username: str, password: str) -> dict:
+def login(settings: ResponseSettings, *, session: Session, username: str, password: str) -> dict:
     """Same reply and the same bcrypt work whether or not the account exists."""
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     ok = verify_password(
@@ -35,7 +35,7 @@ def login(session: Session, settings: ResponseSettings, *, username: str, passwo
     return {"access_token": token, "token_type": "bearer", "expires_at": exp.isoformat()}
 
 
-def user_for_token(session: Session, settings: ResponseSettings, token: str) -> User:
+def user_for_token(settings: ResponseSettings, token: str, *, session: Session) -> User:
     try:
         claims = decode_token(
             token,

@@ -64,6 +64,8 @@ def apply_requests(session: Session, records: list[Record], batch_id: str) -> No
     bulk.expire_loaded(session, ImportedRequest, ids)
 
 
+# `apply_requests` keeps the session positional: `transfer.intake.BulkHandler` calls it as
+# ``apply(session, records, batch_id)``.
 HANDLERS = {"request": BulkHandler(apply_requests)}
 
 
@@ -84,7 +86,7 @@ class ResultExport:
 
 
 def export_results(
-    session: Session, out: Outbound, *, limit: int | None = None, keep_ids: bool = True
+    out: Outbound, *, session: Session, limit: int | None = None, keep_ids: bool = True
 ) -> ResultExport:
     """Unexported results (up to ``limit``, oldest first) → signed batches; the caller commits.
 
@@ -99,7 +101,7 @@ def export_results(
         bulk.expire_loaded(session, Result, ids)
 
     def records(room: Limits):
-        return result_items(_unexported_rows(session, limit), room)
+        return result_items(_unexported_rows(limit, session=session), room)
 
     batches = export_records(
         session,
@@ -124,7 +126,7 @@ _COLUMNS = (
 )
 
 
-def _unexported_rows(session: Session, limit: int | None) -> Iterator[tuple]:
+def _unexported_rows(limit: int | None, *, session: Session) -> Iterator[tuple]:
     """Unexported results, oldest first, a page at a time (locked on PostgreSQL)."""
     base = select(*_COLUMNS).where(Result.batch_id.is_(None))
     return bulk.stream_rows(
@@ -142,7 +144,7 @@ _AGAIN = {
 
 
 def reexport_unacked(
-    session: Session, *, source: str, outbox: Path, older_than: timedelta
+    *, session: Session, source: str, outbox: Path, older_than: timedelta
 ) -> list[dict]:
     """The records of every batch unacknowledged past `older_than` go out again with the
     next export; each such batch is marked re-exported. The records are those named in the

@@ -36,7 +36,7 @@ class ExecutionReport:
         return self.done + self.failed
 
 
-def claim(session: Session, *, limit: int) -> list[str]:
+def claim(*, session: Session, limit: int) -> list[str]:
     """Move up to `limit` queued requests to RUNNING; two workers never claim the same one."""
     stmt = (
         select(ImportedRequest)
@@ -55,7 +55,7 @@ def claim(session: Session, *, limit: int) -> list[str]:
     return [r.id for r in claimed]
 
 
-def _compile(session: Session, req: ImportedRequest) -> tuple[str, dict] | str:
+def _compile(req: ImportedRequest, *, session: Session) -> tuple[str, dict] | str:
     """(index, body) for a valid request, or the reason it cannot run."""
     profile = session.get(ProfileType, req.profile_type)
     if profile is None:
@@ -68,7 +68,7 @@ def _compile(session: Session, req: ImportedRequest) -> tuple[str, dict] | str:
     return rules.index, compile_query(spec, rules)
 
 
-def _finish(session: Session, req: ImportedRequest, outcome: SearchOutcome) -> None:
+def _finish(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -> None:
     now = utcnow()
     status = DONE if outcome.ok else FAILED
     req.status, req.updated_at = status, now
@@ -92,10 +92,10 @@ def _finish(session: Session, req: ImportedRequest, outcome: SearchOutcome) -> N
 
 
 def execute(
-    session: Session,
     backend: SearchBackend,
     ids: list[str],
     *,
+    session: Session,
     chunk_size: int,
     timeout_s: float,
 ) -> ExecutionReport:
@@ -111,9 +111,9 @@ def execute(
     runnable: list[tuple[ImportedRequest, tuple[str, dict]]] = []
     done = failed = 0
     for req in requests:
-        compiled = _compile(session, req)
+        compiled = _compile(req, session=session)
         if isinstance(compiled, str):
-            _finish(session, req, SearchOutcome(False, None, [], None, compiled))
+            _finish(req, SearchOutcome(False, None, [], None, compiled), session=session)
             failed += 1
         else:
             runnable.append((req, compiled))
@@ -121,7 +121,7 @@ def execute(
         [c for _, c in runnable], chunk_size=chunk_size, timeout_s=timeout_s
     )
     for (req, _), outcome in zip(runnable, outcomes, strict=True):
-        _finish(session, req, outcome)
+        _finish(req, outcome, session=session)
         done, failed = (done + 1, failed) if outcome.ok else (done, failed + 1)
     session.flush()
     return ExecutionReport(done, failed)
@@ -137,14 +137,14 @@ def run_queued(
 ) -> ExecutionReport:
     """Claim (commit), search, record (commit): a crash leaves RUNNING rows for `requeue_stale`."""
     with transaction() as session:
-        ids = claim(session, limit=limit)
+        ids = claim(session=session, limit=limit)
     if not ids:
         return ExecutionReport()
     with transaction() as session:
-        return execute(session, backend, ids, chunk_size=chunk_size, timeout_s=timeout_s)
+        return execute(backend, ids, session=session, chunk_size=chunk_size, timeout_s=timeout_s)
 
 
-def requeue_stale(session: Session, *, older_than: timedelta) -> int:
+def requeue_stale(*, session: Session, older_than: timedelta) -> int:
     """Requests left RUNNING by a crashed worker go back to the queue."""
     cutoff = utcnow() - older_than
     stale = (

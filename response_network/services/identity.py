@@ -25,8 +25,8 @@ class IdentityError(ValueError):
 
 
 def create_user(
-    session: Session,
     *,
+    session: Session,
     username: str,
     password: str,
     profile_type: str,
@@ -77,7 +77,7 @@ def _first_error(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
 
 
-def load_profile_types(session: Session, path: Path, *, actor: str = "cli") -> list[ProfileType]:
+def load_profile_types(path: Path, *, session: Session, actor: str = "cli") -> list[ProfileType]:
     """Create or update profile types from a JSON list; all or nothing."""
     try:
         raw: Any = orjson.loads(path.read_bytes())
@@ -125,7 +125,7 @@ def profile_rules(profile: ProfileType) -> ProfileRules:
     )
 
 
-def export_identity(session: Session, out: Outbound) -> list[ExportedBatch]:
+def export_identity(out: Outbound, *, session: Session) -> list[ExportedBatch]:
     """Profile types first, then users, each only when changed since the last export."""
     batches: list[ExportedBatch] = []
     profiles = (

@@ -309,7 +309,9 @@ class World:
                     user, query = users["ghost"], _ghost_query(rng)
                 else:
                     user, query = users["alice"], _articles_query(rng)
-                ids.append(submit(session, user, profile_type=user.profile_type, query=query).id)
+                ids.append(
+                    submit(user, session=session, profile_type=user.profile_type, query=query).id
+                )
         return ids
 
     # --- files -----------------------------------------------------------------------------

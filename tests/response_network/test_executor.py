@@ -39,7 +39,7 @@ def backend(osmem_clone):
 
 @pytest.fixture
 def queue(rs_session):
-    load_profile_types(rs_session, DATA / "profile_types.json")
+    load_profile_types(DATA / "profile_types.json", session=rs_session)
     batch = rs.Batch(
         id=str(uuid.uuid4()),
         direction="in",
@@ -78,9 +78,9 @@ def test_runs_queries_and_records_per_request_errors(rs_session, backend, queue)
     bad_field = queue({"query": {"match": {"field": "secret", "value": "x"}}})
     unknown_profile = queue(MATCHING, profile_type="missing")
 
-    ids = claim(rs_session, limit=10)
+    ids = claim(session=rs_session, limit=10)
     assert sorted(ids) == sorted([good, empty, bad_field, unknown_profile])
-    report = execute(rs_session, backend, ids, chunk_size=1, timeout_s=10)
+    report = execute(backend, ids, session=rs_session, chunk_size=1, timeout_s=10)
     assert (report.done, report.failed) == (2, 2)
 
     result = rs_session.get(rs.Result, good)
@@ -108,17 +108,19 @@ def test_runs_queries_and_records_per_request_errors(rs_session, backend, queue)
 def test_unreachable_search_engine_fails_requests_not_the_worker(rs_session, queue):
     rid = queue(MATCHING)
     dead = SearchBackend(make_client("http://127.0.0.1:9", compat_headers=False, timeout=2))
-    report = execute(rs_session, dead, claim(rs_session, limit=5), chunk_size=5, timeout_s=2)
+    report = execute(
+        dead, claim(session=rs_session, limit=5), session=rs_session, chunk_size=5, timeout_s=2
+    )
     assert (report.done, report.failed) == (0, 1)
     assert rs_session.get(rs.Result, rid).error
 
 
 def test_claimed_requests_left_running_are_requeued(rs_session, queue):
     rid = queue(MATCHING)
-    assert claim(rs_session, limit=5) == [rid]
-    assert claim(rs_session, limit=5) == [], "a claimed request is not claimed again"
-    assert requeue_stale(rs_session, older_than=timedelta(minutes=30)) == 0
-    assert requeue_stale(rs_session, older_than=timedelta(seconds=-1)) == 1
+    assert claim(session=rs_session, limit=5) == [rid]
+    assert claim(session=rs_session, limit=5) == [], "a claimed request is not claimed again"
+    assert requeue_stale(session=rs_session, older_than=timedelta(minutes=30)) == 0
+    assert requeue_stale(session=rs_session, older_than=timedelta(seconds=-1)) == 1
     assert rs_session.get(rs.ImportedRequest, rid).status == rs.QUEUED
     lost = rs_session.execute(select(rs.Execution).where(rs.Execution.request_id == rid))
     assert lost.scalar_one().error == "worker lost"

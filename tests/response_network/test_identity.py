@@ -65,13 +65,18 @@ def write_profiles(directory: Path, items: Any, name: str = "profile_types.json"
 
 @pytest.fixture
 def articles(rs_session: Session, tmp_path: Path) -> ProfileType:
-    (loaded,) = load_profile_types(rs_session, write_profiles(tmp_path, [ARTICLES]))
+    (loaded,) = load_profile_types(write_profiles(tmp_path, [ARTICLES]), session=rs_session)
     return loaded
 
 
 def new_user(session: Session, username: str = "dana", password: str = PASSWORD, **kw) -> User:
     return create_user(
-        session, username=username, password=password, profile_type="articles", rounds=4, **kw
+        session=session,
+        username=username,
+        password=password,
+        profile_type="articles",
+        rounds=4,
+        **kw,
     )
 
 
@@ -100,7 +105,9 @@ def test_create_user_stores_a_bcrypt_hash_and_audits_without_the_password(rs_ses
 
 def test_create_user_refuses_an_unknown_profile_type(rs_session, articles):
     with pytest.raises(IdentityError, match="nosuchtype"):
-        create_user(rs_session, username="eve", password=PASSWORD, profile_type="nosuchtype")
+        create_user(
+            session=rs_session, username="eve", password=PASSWORD, profile_type="nosuchtype"
+        )
     assert user_count(rs_session) == 0
 
 
@@ -142,7 +149,7 @@ def test_create_user_refuses_what_could_not_cross_the_gap(rs_session, articles, 
 
 
 def test_load_creates_profile_types_at_version_1(rs_session, tmp_path):
-    loaded = load_profile_types(rs_session, write_profiles(tmp_path, [ARTICLES, PAYROLL]))
+    loaded = load_profile_types(write_profiles(tmp_path, [ARTICLES, PAYROLL]), session=rs_session)
 
     assert sorted((p.name, p.version) for p in loaded) == [("articles", 1), ("payroll", 1)]
     stored = rs_session.get(ProfileType, "payroll")
@@ -152,21 +159,21 @@ def test_load_creates_profile_types_at_version_1(rs_session, tmp_path):
 
 def test_reloading_the_same_file_does_not_bump_the_version(rs_session, tmp_path):
     path = write_profiles(tmp_path, [ARTICLES])
-    load_profile_types(rs_session, path)
+    load_profile_types(path, session=rs_session)
     reordered = {**ARTICLES, "fields": dict(reversed(list(ARTICLES["fields"].items())))}
 
-    load_profile_types(rs_session, path)
-    load_profile_types(rs_session, write_profiles(tmp_path, [reordered], "same.json"))
+    load_profile_types(path, session=rs_session)
+    load_profile_types(write_profiles(tmp_path, [reordered], "same.json"), session=rs_session)
 
     assert rs_session.get(ProfileType, "articles").version == 1
 
 
 def test_a_real_change_bumps_the_version_once(rs_session, tmp_path):
-    load_profile_types(rs_session, write_profiles(tmp_path, [ARTICLES]))
+    load_profile_types(write_profiles(tmp_path, [ARTICLES]), session=rs_session)
     changed = write_profiles(tmp_path, [{**ARTICLES, "max_size": 20}], "changed.json")
 
-    load_profile_types(rs_session, changed)
-    load_profile_types(rs_session, changed)  # the same again: no change
+    load_profile_types(changed, session=rs_session)
+    load_profile_types(changed, session=rs_session)  # the same again: no change
 
     stored = rs_session.get(ProfileType, "articles")
     assert (stored.version, stored.max_size) == (2, 20)
@@ -174,13 +181,13 @@ def test_a_real_change_bumps_the_version_once(rs_session, tmp_path):
 
 def test_unchanged_reload_has_nothing_to_export(rs_session, tmp_path, keys):
     path = write_profiles(tmp_path, [ARTICLES])
-    load_profile_types(rs_session, path)
+    load_profile_types(path, session=rs_session)
     out = outbound_from(network_settings("response", tmp_path, keys))
-    assert [b.stream for b in export_identity(rs_session, out)] == ["profile_types"]
+    assert [b.stream for b in export_identity(out, session=rs_session)] == ["profile_types"]
 
-    load_profile_types(rs_session, path)
+    load_profile_types(path, session=rs_session)
 
-    assert export_identity(rs_session, out) == []
+    assert export_identity(out, session=rs_session) == []
 
 
 @pytest.mark.parametrize(
@@ -196,7 +203,7 @@ def test_unchanged_reload_has_nothing_to_export(rs_session, tmp_path, keys):
 )
 def test_a_bad_item_leaves_nothing_changed(rs_session, tmp_path, bad):
     """All or nothing: the entry point rolls back on the error, so no item is half-applied."""
-    load_profile_types(rs_session, write_profiles(tmp_path, [ARTICLES]))
+    load_profile_types(write_profiles(tmp_path, [ARTICLES]), session=rs_session)
     rs_session.commit()
     before_audit = rs_session.execute(select(func.count()).select_from(AuditLog)).scalar_one()
     changed_articles = {**ARTICLES, "max_size": 5}
@@ -204,7 +211,7 @@ def test_a_bad_item_leaves_nothing_changed(rs_session, tmp_path, bad):
     path = write_profiles(tmp_path, [changed_articles, new_type, bad], "bad.json")
 
     with pytest.raises(IdentityError, match="item 2"), rs_session.begin_nested():
-        load_profile_types(rs_session, path)
+        load_profile_types(path, session=rs_session)
 
     rs_session.expire_all()
     stored = rs_session.get(ProfileType, "articles")
@@ -224,12 +231,12 @@ def test_an_unreadable_file_is_refused(rs_session, tmp_path, content):
     path = tmp_path / "profile_types.json"
     path.write_bytes(content)
     with pytest.raises(IdentityError):
-        load_profile_types(rs_session, path)
+        load_profile_types(path, session=rs_session)
 
 
 def test_a_missing_file_is_refused(rs_session, tmp_path):
     with pytest.raises(IdentityError):
-        load_profile_types(rs_session, tmp_path / "nope.json")
+        load_profile_types(tmp_path / "nope.json", session=rs_session)
 
 
 # The identity flow: response network → batch files → request network ----------------------
@@ -274,7 +281,7 @@ class Gap:
         self.inbound = inbound_from(self.request_settings)
 
     def export(self) -> list[ExportedBatch]:
-        batches = export_identity(self.rs_session, self.outbound)
+        batches = export_identity(self.outbound, session=self.rs_session)
         self.rs_session.commit()  # a batch reaches the outbox only once its row is committed
         return batches
 

@@ -149,7 +149,8 @@ def seed_request_side(session: Session, n: int, username: str = "alice") -> list
         session.add(user)
         session.flush()
     return [
-        rq_requests.submit(session, user, profile_type="articles", query=QUERY) for _ in range(n)
+        rq_requests.submit(user, session=session, profile_type="articles", query=QUERY)
+        for _ in range(n)
     ]
 
 
@@ -176,13 +177,17 @@ class Gap:
 
     def request_exports(self) -> list[str]:
         out = outbound_from(self.net["request"])
-        batches = export_requests(self.rq, out).batches + export_acks_if_due(self.rq, rq.Batch, out)
+        batches = export_requests(out, session=self.rq).batches + export_acks_if_due(
+            self.rq, rq.Batch, out
+        )
         self.rq.commit()
         return [b.stream for b in batches]
 
     def response_exports(self) -> list[str]:
         out = outbound_from(self.net["response"])
-        batches = export_results(self.rs, out).batches + export_acks_if_due(self.rs, rs.Batch, out)
+        batches = export_results(out, session=self.rs).batches + export_acks_if_due(
+            self.rs, rs.Batch, out
+        )
         self.rs.commit()
         return [b.stream for b in batches]
 

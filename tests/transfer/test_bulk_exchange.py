@@ -112,13 +112,13 @@ class Gap:
             )
             self.rq.add(request)
             self.rq.flush()
-            enqueue(self.rq, request)
+            enqueue(request, session=self.rq)
             ids.append(request.id)
         self.rq.commit()
         return ids
 
     def export_requests(self):
-        report = export_requests(self.rq, outbound_from(self.settings["request"]))
+        report = export_requests(outbound_from(self.settings["request"]), session=self.rq)
         self.rq.commit()
         return report
 
@@ -142,7 +142,7 @@ class Gap:
         self.rs.commit()
 
     def export_results(self):
-        report = export_results(self.rs, outbound_from(self.settings["response"]))
+        report = export_results(outbound_from(self.settings["response"]), session=self.rs)
         self.rs.commit()
         return report
 
@@ -265,7 +265,9 @@ def test_a_batch_mixing_new_and_held_requests_adds_only_the_new_ones(gap):
     )
     gap.rs.commit()
     # The five are requeued for export (their batch went unacknowledged) next to three new ones.
-    rq_exchange.requeue(gap.rq, old, detail="re-export: unacknowledged", at=datetime.now(UTC))
+    rq_exchange.requeue(
+        old, session=gap.rq, detail="re-export: unacknowledged", at=datetime.now(UTC)
+    )
     gap.rq.commit()
     new = gap.seed(3)
     (second,) = gap.export_requests().batches
@@ -288,7 +290,9 @@ def test_requeued_requests_go_out_again_and_keep_their_first_batch_in_their_hist
     ids = gap.seed(4)
     (batch,) = gap.export_requests().batches
     first = gap.rq.get(rq.Batch, batch.batch_id).filename
-    rq_exchange.requeue(gap.rq, ids[:3], detail="re-export: unacknowledged", at=datetime.now(UTC))
+    rq_exchange.requeue(
+        ids[:3], session=gap.rq, detail="re-export: unacknowledged", at=datetime.now(UTC)
+    )
     gap.rq.commit()
     states = request_states(gap.rq)
     assert [states[rid] for rid in ids] == [rq.PENDING] * 3 + [rq.EXPORTED]

@@ -44,14 +44,14 @@ def carry(src: Path, dst: Path) -> list[Path]:
 
 def test_export_then_import_queues_each_request_once(net, rq_session, rs_session):
     submitted = seed_request_side(rq_session, 3)
-    report = export_requests(rq_session, outbound_from(net["request"]))
+    report = export_requests(outbound_from(net["request"]), session=rq_session)
     rq_session.commit()
     assert report.requests == 3 and len(report.batches) == 1
     for r in submitted:
         rq_session.refresh(r)
         assert r.state == rq.EXPORTED
         assert [e.status for e in r.history] == ["PENDING", "EXPORTED"]
-    assert export_requests(rq_session, outbound_from(net["request"])).requests == 0
+    assert export_requests(outbound_from(net["request"]), session=rq_session).requests == 0
 
     carry(net["request"].outbox, net["response"].inbox)
     outcomes = import_requests(inbound_from(net["response"]), tx_factory(rs_session))
@@ -71,7 +71,7 @@ def test_export_then_import_queues_each_request_once(net, rq_session, rs_session
 
 def test_tampered_batch_is_quarantined_and_imports_nothing(net, rq_session, rs_session):
     seed_request_side(rq_session, 2)
-    export_requests(rq_session, outbound_from(net["request"]))
+    export_requests(outbound_from(net["request"]), session=rq_session)
     rq_session.commit()
     (copied,) = carry(net["request"].outbox, net["response"].inbox)
     raw = bytearray(copied.read_bytes())
@@ -91,7 +91,7 @@ def test_tampered_batch_is_quarantined_and_imports_nothing(net, rq_session, rs_s
 
 def test_fork_of_an_imported_sequence_is_quarantined(net, rq_session, rs_session, tmp_path):
     seed_request_side(rq_session, 1)
-    first = export_requests(rq_session, outbound_from(net["request"])).batches[0]
+    first = export_requests(outbound_from(net["request"]), session=rq_session).batches[0]
     rq_session.rollback()  # forget seq 1 on the sender: the next export reuses it
     assert not first.path.exists(), "a rolled-back export leaves no file behind"
     seed_request_side(rq_session, 1, username="bob")
@@ -99,13 +99,13 @@ def test_fork_of_an_imported_sequence_is_quarantined(net, rq_session, rs_session
     # Export seq 1 twice with different content: the receiver takes one and refuses the other.
     # Ferry never publishes an uncommitted batch, so the first copy is taken from the pending
     # directory, as if it had escaped some other way.
-    a = export_requests(rq_session, outbound_from(net["request"])).batches[0]
+    a = export_requests(outbound_from(net["request"]), session=rq_session).batches[0]
     assert not a.path.exists(), "not in the outbox before its row is committed"
     a_copy = tmp_path / "a"
     a_copy.mkdir()
     carry(pending_dir(net["request"].outbox), a_copy)
     rq_session.rollback()
-    b = export_requests(rq_session, outbound_from(net["request"])).batches[0]
+    b = export_requests(outbound_from(net["request"]), session=rq_session).batches[0]
     rq_session.commit()
     assert b.path.exists(), "published once its row is committed"
     assert a.seq == b.seq == 1 and a.digest != b.digest
@@ -121,7 +121,7 @@ def test_fork_of_an_imported_sequence_is_quarantined(net, rq_session, rs_session
 
 def test_results_come_back_and_ack_the_requests_batch(net, rq_session, rs_session):
     submitted = seed_request_side(rq_session, 2)
-    sent = export_requests(rq_session, outbound_from(net["request"])).batches[0]
+    sent = export_requests(outbound_from(net["request"]), session=rq_session).batches[0]
     rq_session.commit()
     carry(net["request"].outbox, net["response"].inbox)
     import_requests(inbound_from(net["response"]), tx_factory(rs_session))
@@ -138,7 +138,7 @@ def test_results_come_back_and_ack_the_requests_batch(net, rq_session, rs_sessio
             )
         )
     rs_session.flush()
-    results = export_results(rs_session, outbound_from(net["response"]))
+    results = export_results(outbound_from(net["response"]), session=rs_session)
     rs_session.commit()
     assert results.results == 2
 
@@ -164,7 +164,7 @@ def test_two_exporters_at_once_never_export_a_request_twice(net, pg_urls):
             try:
                 with Session(engine) as s:
                     barrier.wait(5)
-                    reports.append(export_requests(s, outbound_from(net["request"])))
+                    reports.append(export_requests(outbound_from(net["request"]), session=s))
                     s.commit()
             except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
                 errors.append(exc)
@@ -194,7 +194,7 @@ def test_two_exporters_at_once_never_export_a_request_twice(net, pg_urls):
 def test_a_large_export_splits_into_batches_that_all_import(net, rq_session, rs_session):
     small = {"request": net["request"].model_copy(update={"batch_max_bytes": 8 * 1024})}
     submitted = seed_request_side(rq_session, 40)
-    report = export_requests(rq_session, outbound_from(small["request"]))
+    report = export_requests(outbound_from(small["request"]), session=rq_session)
     rq_session.commit()
     assert len(report.batches) > 1, "8 KiB batches cannot hold 40 requests"
     assert all(b.bytes <= 8 * 1024 for b in report.batches)

@@ -26,10 +26,10 @@ def side(tmp_path, keys):
     settings = network_settings("response", tmp_path, keys, batch_max_bytes=64 * 1024)
     upgrade("response", settings.database_url)
     with transaction(settings.database_url) as s:
-        load_profile_types(s, DATA / "profile_types.json")
+        load_profile_types(DATA / "profile_types.json", session=s)
         for name, role in (("olga", "operator"), ("uma", "user")):
             create_user(
-                s,
+                session=s,
                 username=name,
                 password=f"{name}-password",
                 role=role,

@@ -45,7 +45,7 @@ def age(session, model, days: float = 2) -> None:
 def reexport_results(gap, older_than=DAY):
     settings = gap.settings["response"]
     done = rs_exchange.reexport_unacked(
-        gap.rs, source="response", outbox=settings.outbox, older_than=older_than
+        session=gap.rs, source="response", outbox=settings.outbox, older_than=older_than
     )
     gap.rs.commit()
     return done
@@ -111,16 +111,24 @@ def test_lost_identity_batches_send_their_users_and_profile_types_again(gap):
     gap.rs.add(rs.ProfileType(version=1, exported_version=0, **PROFILE))
     gap.rs.flush()
     create_user(
-        gap.rs, username="carol", password="correct horse 1", profile_type="articles", rounds=4
+        session=gap.rs,
+        username="carol",
+        password="correct horse 1",
+        profile_type="articles",
+        rounds=4,
     )
     create_user(
-        gap.rs, username="dave", password="correct horse 2", profile_type="articles", rounds=4
+        session=gap.rs,
+        username="dave",
+        password="correct horse 2",
+        profile_type="articles",
+        rounds=4,
     )
     gap.rs.commit()
-    first = export_identity(gap.rs, out)
+    first = export_identity(out, session=gap.rs)
     gap.rs.commit()
     assert sorted(b.stream for b in first) == ["profile_types", "users"]
-    assert export_identity(gap.rs, out) == [], "nothing changed since"
+    assert export_identity(out, session=gap.rs) == [], "nothing changed since"
     gap.rs.commit()
     age(gap.rs, rs.Batch)
     done = reexport_results(gap)
@@ -128,7 +136,7 @@ def test_lost_identity_batches_send_their_users_and_profile_types_again(gap):
         (1, "kept copy"),
         (2, "kept copy"),
     ]
-    again = export_identity(gap.rs, out)
+    again = export_identity(out, session=gap.rs)
     gap.rs.commit()
     records = {b.stream: b.count for b in again}
     assert records == {"profile_types": 1, "users": 2}
@@ -143,9 +151,9 @@ def test_a_lost_requests_batch_puts_its_unanswered_requests_back_in_the_outbox(g
     gap.import_results()
     gap.rq.execute(update(rq.Batch).values(acked_at=None))  # its ack never came back
     age(gap.rq, rq.Batch)
-    assert rq_exchange.requeue_unacked(gap.rq, source="request", older_than=DAY) == 1
+    assert rq_exchange.requeue_unacked(session=gap.rq, source="request", older_than=DAY) == 1
     gap.rq.commit()
-    assert rq_exchange.requeue_unacked(gap.rq, source="request", older_than=DAY) == 0
+    assert rq_exchange.requeue_unacked(session=gap.rq, source="request", older_than=DAY) == 0
     assert request_states(gap.rq) == {answered: rq.COMPLETED, waiting: rq.PENDING}
     assert gap.rq.get(rq.Batch, batch.batch_id).reexported_at is not None
     (again,) = gap.export_requests().batches

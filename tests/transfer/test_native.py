@@ -62,6 +62,22 @@ REQUEST_LINE = line_of(req())
 RESULT_LINE = line_of(res(**AS_WRITTEN))
 
 
+def test_a_library_older_than_its_source_is_not_used(tmp_path, monkeypatch):
+    library, source = tmp_path / "_linecheck.so", tmp_path / "linecheck.c"
+    monkeypatch.setattr(native, "LIBRARY", library)
+    monkeypatch.setattr(native, "SOURCE", source)
+    assert not native.built()  # no library
+    library.write_bytes(b"")
+    source.write_text("")
+    os.utime(library, (1_000, 1_000))
+    os.utime(source, (2_000, 2_000))
+    assert not native.built()  # the source changed since: `make install` is due
+    os.utime(library, (3_000, 3_000))
+    assert native.built()
+    source.unlink()
+    assert native.built()  # no source to compare (an installed copy)
+
+
 def test_only_the_bulk_streams_have_a_checker():
     assert native.line_checker("requests", DEPTH) is not None
     assert native.line_checker("results", DEPTH) is not None

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fastschema import IDS, RID, SAMPLES, req, request_data, res, result_data
-from transfer_helpers import DESTINATION, NOW
+from transfer_helpers import DESTINATION, NOW, forge
 
 from shared.records import validate_record
 from transfer import body, native
@@ -333,9 +333,7 @@ def test_it_counts_lines_and_says_where_it_stopped():
     assert checker(b"", 0, 10) == (0, 0)
 
 
-def _batch(tmp_path, signing_key, lines: list[bytes], limits: Limits | None = None):
-    from transfer_helpers import forge
-
+def _batch(tmp_path, signing_key, lines: list[bytes]):
     written = write_batch(
         tmp_path,
         stream="requests",

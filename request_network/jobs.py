@@ -13,6 +13,7 @@ from request_network.settings import RequestSettings
 from shared.db import transaction
 from transfer import upkeep
 from transfer.config import inbound_from, outbound_from
+from transfer.config import make_transfer_dirs as make_transfer_dirs  # processes starting
 from transfer.exchange import export_acks_if_due
 from transfer.status import TransferStatus
 

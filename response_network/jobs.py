@@ -15,6 +15,7 @@ from response_network.settings import ResponseSettings
 from shared.db import transaction
 from transfer import upkeep
 from transfer.config import inbound_from, outbound_from
+from transfer.config import make_transfer_dirs as make_transfer_dirs  # processes starting
 from transfer.exchange import export_acks_if_due
 from transfer.status import TransferStatus
 

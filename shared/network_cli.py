@@ -48,6 +48,13 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
             loaded = loaded.model_copy(update={"transfer_dir": transfer_dir})
         return loaded
 
+    def starting():
+        """Settings of a network process that is starting: its transfer directories exist
+        from here on, so neither its steps nor an operator ever meet a missing one."""
+        loaded = settings()
+        net.jobs().make_transfer_dirs(loaded)
+        return loaded
+
     @app.command()
     @friendly
     def serve(
@@ -57,12 +64,13 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
         """Serve the network's API with uvicorn."""
         import uvicorn
 
-        uvicorn.run(net.create_app(settings()), host=host, port=port, proxy_headers=False)
+        uvicorn.run(net.create_app(starting()), host=host, port=port, proxy_headers=False)
 
     @app.command()
     @friendly
     def worker(concurrency: Annotated[int, typer.Option(min=1)] = 2):
         """Run a Celery worker for the network's queue."""
+        starting()
         celery, queue = net.celery()
         celery.worker_main(["worker", "-Q", queue, "-c", str(concurrency), "--loglevel=INFO"])
 
@@ -70,6 +78,7 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
     @friendly
     def beat():
         """Run Celery beat with the network's schedule."""
+        starting()
         celery, _ = net.celery()
         celery.start(["beat", "--loglevel=INFO"])
 
@@ -79,7 +88,7 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
         """Apply migrations to the network's database."""
         from shared.migrate import upgrade
 
-        upgrade(net.name, settings().database_url, revision)
+        upgrade(net.name, starting().database_url, revision)
         typer.echo(f"{net.name} database at {revision}")
 
     @audit.command("verify")

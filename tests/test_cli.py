@@ -14,16 +14,19 @@ FERRY = shutil.which("ferry") or str(Path(sys.executable).parent / "ferry")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def clean_env(env: dict[str, str] | None) -> dict[str, str]:
+    """This process's environment without its FERRY_ settings, plus `env`."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")} | (env or {})
+
+
 def ferry(
     *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
-    full_env.update(env or {})
     return subprocess.run(
         [FERRY, *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=clean_env(env),
         cwd=cwd,
         timeout=timeout,
         check=False,
@@ -211,4 +214,4 @@ def test_step_commands_take_the_transfer_dir_option(tmp_path, keys):
     files = [Path(b["file"]) for b in orjson.loads(run.stdout)["batches"]]
     assert {f.name.split("-")[0] for f in files} == {"profile_types", "users"}
     assert all(f.parent == elsewhere / "outbox" and f.exists() for f in files)
-    assert not (tmp_path / "response" / "outbox").exists()
+    assert not list((tmp_path / "response" / "outbox").glob("*.jsonl"))

@@ -4,14 +4,21 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import socket
 import sqlite3
+import stat
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import network_settings
-from tests.test_cli import ROOT, demo_env, ferry
+from tests.test_cli import FERRY, ROOT, clean_env, demo_env, ferry
 from transfer.format import Record, write_batch
 from transfer.keys import load_signing_key
 
@@ -26,6 +33,12 @@ def ok(*args: str, env: dict[str, str]):
     run = ferry(*args, env=env)
     assert run.returncode == 0, f"ferry {' '.join(args)}:\n{run.stdout}\n{run.stderr}"
     return run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def status(network: str, env: dict[str, str]) -> dict:
@@ -227,3 +240,100 @@ def test_carry_refuses_to_overwrite_and_exits_1(tmp_path, keys):
     assert report["refused"][0]["reason"] == "a different file of that name is there"
     assert (media / written.path.name).read_bytes() == b"another file\n"
     assert written.path.exists()
+
+
+def test_a_transfer_directory_not_created_yet_reads_as_empty(tmp_path, keys):
+    """carry, verify and status on a side that has never started: one line, exit 0."""
+    env = demo_env(tmp_path, keys)
+    ok("request", "db", "upgrade", env=env)
+    transfer_dir = tmp_path / "request"
+    shutil.rmtree(transfer_dir)
+    outbox, media = transfer_dir / "outbox", tmp_path / "usb"
+
+    carried = ok("transfer", "carry", "--from", str(outbox), "--to", str(media), env=env)
+    assert carried.stderr.strip() == f"nothing to carry: {outbox} does not exist yet"
+    assert orjson.loads(carried.stdout)["summary"]["files"] == 0
+    assert not media.exists()
+
+    checked = ok(
+        "transfer", "verify", str(outbox), "--destination", "response",
+        "--public-key", str(keys["request"]), env=env,
+    )  # fmt: skip
+    assert checked.stderr.strip() == f"nothing to verify: {outbox} does not exist yet"
+
+    text = ok("transfer", "status", "--network", "request", env=env).stdout
+    missing = [str(transfer_dir / d) for d in ("inbox", "outbox", "quarantine")]
+    assert f"not created yet, read as empty: {', '.join(missing)}" in text
+    assert status("request", env)["not_created"] == missing
+
+
+def test_verify_takes_a_directory_of_batches(tmp_path, keys):
+    key = load_signing_key(keys["request"] / "request.ed25519.pem")
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    good = write_batch(
+        outbox,
+        stream="requests",
+        source="request",
+        destination="response",
+        seq=1,
+        prev_digest=None,
+        signing_key=key,
+        records=[_request_record(1)],
+    )
+    (outbox / "not a batch.jsonl").write_bytes(b"{}\n")
+    run = ferry(
+        "transfer", "verify", str(outbox), "--destination", "response",
+        "--public-key", str(keys["request"]),
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stdout.startswith(f"OK    {good.path}")
+    assert f"FAIL  {outbox / 'not a batch.jsonl'}" in run.stderr
+
+
+@pytest.mark.parametrize("command", ["db upgrade", "serve", "worker", "beat"])
+def test_each_network_process_lays_out_its_transfer_directory(tmp_path, keys, command):
+    """The directories exist with mode 2770 once a network process starts, whatever the
+    umask; one that exists keeps the mode it was given."""
+    env = demo_env(tmp_path, keys) | {
+        "FERRY_REQUEST_BROKER_URL": "memory://",
+        "FERRY_REQUEST_CELERY_EAGER": "true",
+    }
+    base = tmp_path / "request"
+    base.mkdir(mode=0o700)
+    (base / "inbox").mkdir(mode=0o700)
+    argv = ["request", *command.split()]
+    if command == "serve":
+        argv += ["--port", str(free_port())]
+    expected = [
+        base / d for d in ("outbox", "outbox/carried", "outbox/acked", "quarantine", "processed")
+    ]
+    process = subprocess.Popen(
+        [FERRY, *argv], env=clean_env(env), cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.umask(0o077),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120  # bounds a hang only
+        while not all(d.is_dir() for d in expected) and process.poll() is None:
+            assert time.monotonic() < deadline, f"ferry {command} made no transfer directories"
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        _, err = process.communicate(timeout=60)
+    assert all(d.is_dir() for d in expected), err
+    assert {stat.S_IMODE(d.stat().st_mode) for d in expected} == {0o2770}
+    assert stat.S_IMODE((base / "inbox").stat().st_mode) == 0o700
+    assert stat.S_IMODE(base.stat().st_mode) == 0o700
+
+
+def test_a_file_in_the_way_of_the_transfer_directory_is_one_clear_error(tmp_path, keys):
+    env = demo_env(tmp_path, keys)
+    (tmp_path / "request").mkdir()
+    (tmp_path / "request" / "outbox").write_text("not a directory")
+    run = ferry("request", "db", "upgrade", env=env)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'request' / 'outbox'} is in the way of the transfer directory: "
+        "not a directory"
+    )

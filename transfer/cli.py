@@ -19,7 +19,12 @@ keys = typer.Typer(help="Signing keys.", no_args_is_help=True)
 @app.command()
 @friendly
 def verify(
-    files: Annotated[list[Path], typer.Argument(help="Batch files to check")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILES...", help="Batch files, or directories: every batch file in them"
+        ),
+    ],
     destination: Annotated[
         str,
         typer.Option(
@@ -46,16 +51,26 @@ def verify(
     """Check batch files without a database; list every failure of every file.
 
     Checks the name, format, digest and sidecar, signature, destination, not_after, record
-    schema and size limits. The exit code is 0 only if every file passes.
+    schema and size limits. The exit code is 0 only if every file passes. A directory
+    that does not exist yet holds nothing to check.
     """
     import os
     from dataclasses import replace
 
     from transfer.format import Limits
     from transfer.keys import load_public_keys
-    from transfer.verify_many import verify_files
+    from transfer.verify_many import expand_paths, verify_files
 
     load_public_keys(public_key)  # a bad key file is reported before any work starts
+    files, not_created = expand_paths(paths)
+    for directory in not_created:
+        errors.print(
+            f"nothing to verify: {directory} does not exist yet", highlight=False, markup=False
+        )
+    if not files:
+        if not not_created:
+            errors.print("nothing to verify: no batch files there", highlight=False)
+        return
     limits = Limits()
     given = {
         "max_batch_bytes": max_batch_bytes,
@@ -130,8 +145,14 @@ def carry_cmd(
     Never overwrites a different file; re-running skips what is already there. Prints a
     JSON report (copied, skipped, refused, summary) and exits 1 if anything was refused.
     """
-    from transfer.carry import carry, total_bytes
+    from transfer.carry import CarryReport, carry, total_bytes
 
+    if not source.exists():  # an outbox the network has not written to yet, empty media
+        emit(CarryReport().as_dict())
+        errors.print(
+            f"nothing to carry: {source} does not exist yet", highlight=False, markup=False
+        )
+        return
     if not source.is_dir():
         raise ValueError(f"{source} is not a directory")
     progress, advance = _progress_bar(total_bytes(source))

@@ -67,6 +67,7 @@ class TransferStatus:
     inbox: list[str] = field(default_factory=list)
     outbox: list[str] = field(default_factory=list)
     carried: list[str] = field(default_factory=list)  # carried, not yet acknowledged
+    not_created: list[str] = field(default_factory=list)  # directories read as empty
 
     @property
     def gaps(self) -> dict[str, list[int]]:
@@ -183,6 +184,7 @@ def transfer_status(
                 b.flagged_at is not None,
             )
         )
+    status.not_created = [str(d) for d in (inbox, outbox, quarantine_dir) if not d.exists()]
     status.quarantined = list_quarantine(quarantine_dir)
     status.inbox = [p.name for p in pending_files(inbox)]
     status.outbox = [p.name for p in batch_files(outbox)]
@@ -228,6 +230,8 @@ def render_text(status: TransferStatus) -> str:
     lines.append(f"outbox (waiting to be carried): {len(status.outbox)}")
     lines += [f"  {name}" for name in status.outbox]
     lines.append(f"carried, waiting for an ack: {len(status.carried)}")
+    if status.not_created:
+        lines.append(f"not created yet, read as empty: {', '.join(status.not_created)}")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ from shared.records import validate_record
 from transfer.format import Limits, VerifyReport, verify_file
 from transfer.keys import load_public_keys
 
-__all__ = ["verify_files"]
+__all__ = ["expand_paths", "verify_files"]
 
 _worker: dict = {}  # in each worker process: its keys, destination and limits
 
@@ -32,6 +32,30 @@ def _verify(path: Path) -> VerifyReport:
         limits=_worker["limits"],
         validate_record=validate_record,
     )
+
+
+def expand_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """The files to check, and the directories given that do not exist yet.
+
+    A directory stands for every batch file in it (`*.jsonl`, hidden temporaries left out,
+    unsafe names kept so that they fail); a path that does not exist and does not end in
+    `.jsonl` is a transfer directory not created yet, which holds nothing. A missing
+    `.jsonl` file stays in the list and fails its check.
+    """
+    files: list[Path] = []
+    not_created: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(
+                p
+                for p in path.iterdir()
+                if p.name.endswith(".jsonl") and not p.name.startswith(".")
+            )
+        elif not path.exists() and not path.name.endswith(".jsonl"):
+            not_created.append(path)
+        else:
+            files.append(path)
+    return files, not_created
 
 
 def verify_files(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import time
 
 import fault_checks
@@ -193,3 +194,23 @@ def test_kill_at_fault_point(world: World, point: str, victim: str, recovery: st
     )
     if recovery:  # the re-run met the half-done work (not some other path around it)
         assert campaign.recovery[recovery] > 0, (recovery, dict(campaign.recovery))
+
+
+def test_carry_from_an_outbox_not_created_yet(world: World) -> None:
+    """Seed 1085058665: the first request export was killed before it had made the outbox,
+    and the operator's `ferry transfer carry` then exited 1 ("… is not a directory") on a
+    normal run. The networks now lay out their transfer directories when they start (here
+    at `db upgrade`), and carry reads a directory not created yet as empty."""
+    assert world.request.outbox.is_dir() and world.request.quarantine.is_dir()
+    shutil.rmtree(world.request.transfer_dir)  # a site whose request network never started
+    run = world.step("carry.requests")
+    assert "nothing to carry" in run.stderr and "does not exist yet" in run.stderr
+    assert run.json()["summary"]["files"] == 0
+    campaign = Campaign(world, 1085058665)
+    campaign.round = 1
+    campaign.submit(40)
+    for step in CYCLE:
+        campaign.run_step(step)
+    campaign.settle()
+    problems = _verdict(world, campaign)
+    assert not problems, _report("a missing outbox stopped the cycle", campaign, problems)

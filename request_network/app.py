@@ -14,7 +14,7 @@ from request_network.api import (
     requests,
 )
 from request_network.settings import RequestSettings, get_settings
-from shared.http import BodySizeLimit
+from shared.http import Admission, BodySizeLimit
 from shared.problems import install_problem_handlers
 from transfer.operator_api import PREFIX as OPERATOR_PREFIX
 
@@ -27,6 +27,7 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     for module in (auth, requests, api_keys, rate_limits, admin_users, operator, health):
         app.include_router(module.router)
     app.include_router(operator.admin_router)
+    app.add_middleware(Admission, **settings.admission())
     app.add_middleware(
         BodySizeLimit,
         max_bytes=app.state.settings.max_body_bytes,

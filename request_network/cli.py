@@ -41,6 +41,7 @@ app, _ = network_cli(
         port=8000,
         settings=_settings,
         create_app=_create_app,
+        app_factory="request_network.app:create_app",
         celery=_celery,
         jobs=_jobs,
         audit_model=_audit_model,

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from response_network.api.routes import admin_routes, operator_routes, router
 from response_network.settings import ResponseSettings, get_settings
+from shared.http import Admission
 from shared.problems import install_problem_handlers
 
 
@@ -17,4 +18,5 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(operator_routes)
     app.include_router(admin_routes)
+    app.add_middleware(Admission, **settings.admission())
     return app

@@ -47,6 +47,7 @@ app, _settings = network_cli(
         port=8001,
         settings=_load_settings,
         create_app=_create_app,
+        app_factory="response_network.app:create_app",
         celery=_celery,
         jobs=_jobs,
         audit_model=_audit_model,

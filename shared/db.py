@@ -35,6 +35,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - dr
     cursor.close()
 
 
+#: Every process's pool: POOL_SIZE kept open, MAX_OVERFLOW more while busy.
+POOL_SIZE, MAX_OVERFLOW = 5, 10
+POOL_CAPACITY = POOL_SIZE + MAX_OVERFLOW
+
+
 @cache
 def get_engine(url: str) -> Engine:
     """One engine per URL per process."""
@@ -42,7 +47,9 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_timeout=30
+    )
 
 
 @cache

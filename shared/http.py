@@ -1,6 +1,9 @@
-"""ASGI guard: refuse request bodies over a size limit before they are parsed."""
+"""ASGI guards: refuse request bodies over a size limit before they are parsed, and admit
+no more requests at once than the database pool can serve (the rest queue, then get 503)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,5 +61,66 @@ class BodySizeLimit:
             "Request body too large",
             f"the limit is {self.max_bytes} bytes",
             instance=scope.get("path", ""),
+        )
+        await response(scope, receive, send)
+
+
+class Admission:
+    """At most `limit` requests of this process inside the app at once; up to `queue` more
+    wait, in arrival order, for at most `wait_s` seconds; past either bound a fast 503
+    problem+json with `Retry-After`. Overload becomes a queue and then a clear refusal,
+    never a stall.
+
+    `limit` is sized with the database pool and the thread pool (DESIGN.md §7.12): every
+    admitted request does its database work one unit at a time, so with `limit` no larger
+    than the pool's connections and the threads, nothing admitted waits for either. Paths
+    in `exempt` (a liveness probe) skip the queue.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        queue: int,
+        wait_s: float,
+        retry_after_s: int,
+        exempt: tuple[str, ...] = ("/health",),
+    ) -> None:
+        self.app, self.limit, self.queue, self.wait_s = app, limit, queue, wait_s
+        self.retry_after, self.exempt = str(retry_after_s), exempt
+        self._slots: asyncio.Semaphore | None = None  # made on the server's event loop
+        self.waiting = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limit)
+        slots = self._slots
+        if slots.locked() and self.waiting >= self.queue:
+            await self._refuse(scope, receive, send, f"{self.waiting} requests are waiting")
+            return
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(slots.acquire(), self.wait_s)
+        except TimeoutError:
+            await self._refuse(scope, receive, send, f"no capacity within {self.wait_s:g} s")
+            return
+        finally:
+            self.waiting -= 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            slots.release()
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, why: str) -> None:
+        response = problem_response(
+            503,
+            "Server busy",
+            f"the server is at capacity ({why}); retry after {self.retry_after} s",
+            instance=scope.get("path", ""),
+            headers={"Retry-After": self.retry_after},
         )
         await response(scope, receive, send)

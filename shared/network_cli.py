@@ -23,6 +23,7 @@ class Network:
     port: int
     settings: Callable[[], Any]
     create_app: Callable[[Any], Any]
+    app_factory: str  # "package.module:create_app", for uvicorn's worker processes
     celery: Callable[[], tuple[Any, str]]  # (the Celery app, its queue)
     jobs: Callable[[], ModuleType]
     audit_model: Callable[[], type]
@@ -60,11 +61,24 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
     def serve(
         host: str = "127.0.0.1",
         port: Annotated[int, typer.Option(min=1, max=65535)] = net.port,
+        workers: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                envvar=f"FERRY_{net.name.upper()}_API_WORKERS",
+                help="Worker processes (one per core suits a host of its own)",
+            ),
+        ] = 1,
     ):
         """Serve the network's API with uvicorn."""
         import uvicorn
 
-        uvicorn.run(net.create_app(starting()), host=host, port=port, proxy_headers=False)
+        loaded = starting()
+        options = {"host": host, "port": port, "proxy_headers": False}
+        if workers == 1:
+            uvicorn.run(net.create_app(loaded), **options)
+        else:  # each worker process builds the app from the same environment
+            uvicorn.run(net.app_factory, factory=True, workers=workers, **options)
 
     @app.command()
     @friendly

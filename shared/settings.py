@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.db import POOL_CAPACITY
+
 #: Secrets that ship in the repository for the demo. Refused everywhere else.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo-only-secret"})
 
@@ -52,6 +54,14 @@ class FerrySettings(BaseSettings):
     # A sent batch still unacknowledged after this long is flagged (log line + audit row).
     unacked_flag_hours: float = Field(default=24, gt=0)
 
+    # Requests of one API process inside the app at once (each does its database work one
+    # short transaction at a time, so at most the pool's connections, shared.db.POOL_CAPACITY);
+    # up to api_queue more wait at most api_queue_wait_s, past that a 503 with Retry-After.
+    api_concurrency: int = Field(default=10, ge=1, le=POOL_CAPACITY)
+    api_queue: int = Field(default=200, ge=0)
+    api_queue_wait_s: float = Field(default=10.0, gt=0)
+    api_retry_after_s: int = Field(default=2, ge=1)
+
     # The interactive API docs (/docs) and the schema (/openapi.json) describe every route to
     # anyone who asks, so they are served only when asked for (always in the demo).
     api_docs: bool = False
@@ -73,6 +83,15 @@ class FerrySettings(BaseSettings):
         if self.network_id == self.peer_network_id:
             raise ValueError("network_id and peer_network_id must differ")
         return self
+
+    def admission(self) -> dict[str, float | int]:
+        """The `shared.http.Admission` arguments of this network's API."""
+        return {
+            "limit": self.api_concurrency,
+            "queue": self.api_queue,
+            "wait_s": self.api_queue_wait_s,
+            "retry_after_s": self.api_retry_after_s,
+        }
 
     @property
     def outbox(self) -> Path:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 
 from transfer.digest import file_digest, sidecar_text
@@ -117,7 +118,7 @@ async def accept_upload(
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
-        report = verify(staged)
+        report = await anyio.to_thread.run_sync(verify, staged)  # CPU work: off the event loop
         if not report.ok:
             raise OperatorError(422, f"{name} failed verification", report.reasons)
         digest = file_digest(staged)

@@ -3,8 +3,9 @@
 (No `from __future__ import annotations` here: FastAPI must resolve the route signatures,
 which use dependency aliases defined inside `operator_router`.)
 
-Each network passes its own dependencies (settings, session, the operator role) and how to
-verify and audit; the routes stay the same on both sides.
+Each network passes its own caller dependencies (the operator role, the admin role) and how
+to verify and audit; the routes stay the same on both sides. A route's database work runs in
+its one thread hop, inside the caller's unit of work.
 """
 
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from shared import audit as audit_log
 from shared.problems import Problem
@@ -35,37 +37,36 @@ Audit = Callable[[Session, str, str, str, dict[str, Any]], None]  # session, act
 
 def operator_router(
     *,
-    settings: Callable,
-    session: Callable,
-    actor: Callable,
+    operator_caller: Callable,
     audit: Audit,
     verify: Callable[[Any, Any], VerifyReport],
     status: Callable[[Any, Session], dict],
     problem: Callable[[int, str, list[str]], Exception],
 ) -> APIRouter:
-    """`actor` is a dependency that admits operators and returns who they are (for audit)."""
+    """`operator_caller` is the network's dependency for a route that admits operators: it
+    gives an authenticated caller with `settings`, `user` and `unit()` (a unit of work with
+    its `session`, run in the endpoint's one thread hop)."""
     router = APIRouter(prefix=PREFIX, tags=["operator"])
-    SettingsDep = Annotated[Any, Depends(settings)]
-    SessionDep = Annotated[Session, Depends(session, scope="function")]
-    ActorDep = Annotated[str, Depends(actor)]
+    OperatorDep = Annotated[Any, Depends(operator_caller)]
 
     def refused(exc: operator.OperatorError) -> Exception:
         return problem(exc.status, exc.detail, exc.reasons)
 
     @router.get("/status")
-    def transfer_state(s: SettingsDep, db: SessionDep, _who: ActorDep) -> dict:
+    def transfer_state(op: OperatorDep) -> dict:
         """Where this network stands at the gap (the same as `ferry transfer status --json`)."""
-        return status(s, db)
+        with op.unit() as unit:
+            return status(op.settings, unit.session)
 
     @router.get("/outbox")
-    def list_outbox(s: SettingsDep, _who: ActorDep) -> list[dict]:
+    def list_outbox(op: OperatorDep) -> list[dict]:
         """Batches ready to carry."""
-        return operator.outbox_batches(s.outbox)
+        return operator.outbox_batches(op.settings.outbox)
 
     @router.get("/outbox/{name}")
-    def download(name: str, s: SettingsDep, _who: ActorDep) -> FileResponse:
+    def download(name: str, op: OperatorDep) -> FileResponse:
         try:
-            path = operator.outbox_file(s.outbox, name)
+            path = operator.outbox_file(op.settings.outbox, name)
         except operator.OperatorError as exc:
             raise refused(exc) from None
         return FileResponse(
@@ -75,16 +76,14 @@ def operator_router(
             headers={"Digest": f"sha-256={operator.describe(path)['sha256']}"},
         )
 
+    def audited(op: Any, action: str, name: str, detail: dict[str, Any]) -> None:
+        with op.unit() as unit:
+            audit(unit.session, op.user.username, action, name, detail)
+
     @router.put("/inbox/{name}", status_code=201)
-    async def upload(
-        name: str,
-        request: Request,
-        response: Response,
-        s: SettingsDep,
-        db: SessionDep,
-        who: ActorDep,
-    ) -> dict:
+    async def upload(name: str, request: Request, response: Response, op: OperatorDep) -> dict:
         """Stream a batch into the inbox; it is verified before it is accepted."""
+        s = op.settings
         try:
             result = await operator.accept_upload(
                 s.inbox,
@@ -94,55 +93,48 @@ def operator_router(
                 verify=lambda path: verify(s, path),
             )
         except operator.OperatorError as exc:
-            audit(
-                db,
-                who,
-                "batch.upload_refused",
-                name,
-                {"reason": exc.detail, "reasons": exc.reasons},
-            )
-            db.commit()
+            detail = {"reason": exc.detail, "reasons": exc.reasons}
+            await run_in_threadpool(audited, op, "batch.upload_refused", name, detail)
             raise refused(exc) from None
         if result.status != "accepted":
             response.status_code = 200
-        audit(
-            db,
-            who,
-            "batch.uploaded",
-            name,
-            {"sha256": result.sha256, "bytes": result.bytes, "status": result.status},
-        )
+        detail = {"sha256": result.sha256, "bytes": result.bytes, "status": result.status}
+        await run_in_threadpool(audited, op, "batch.uploaded", name, detail)
         return result.__dict__
 
     @router.get("/quarantine")
-    def list_quarantine(s: SettingsDep, _who: ActorDep) -> list[dict]:
-        return operator.quarantined(s.quarantine_dir)
+    def list_quarantine(op: OperatorDep) -> list[dict]:
+        return operator.quarantined(op.settings.quarantine_dir)
 
     @router.get("/quarantine/{name}")
-    def inspect(name: str, s: SettingsDep, _who: ActorDep) -> dict:
+    def inspect(name: str, op: OperatorDep) -> dict:
         try:
-            return operator.inspect_quarantined(s.quarantine_dir, name)
+            return operator.inspect_quarantined(op.settings.quarantine_dir, name)
         except operator.OperatorError as exc:
             raise refused(exc) from None
 
     @router.post("/quarantine/{name}/release")
-    def release(name: str, s: SettingsDep, db: SessionDep, who: ActorDep) -> dict:
+    def release(name: str, op: OperatorDep) -> dict:
         """Put a quarantined file back in the inbox for another try (after a fix)."""
-        try:
-            entry = operator.release(s.quarantine_dir, s.inbox, name)
-        except operator.OperatorError as exc:
-            raise refused(exc) from None
-        audit(db, who, "quarantine.released", name, {"file": entry.get("file")})
-        return entry
+        with op.unit() as unit:
+            try:
+                entry = operator.release(op.settings.quarantine_dir, op.settings.inbox, name)
+            except operator.OperatorError as exc:
+                raise refused(exc) from None
+            audit(unit.session, op.user.username, "quarantine.released", name,
+                  {"file": entry.get("file")})  # fmt: skip
+            return entry
 
     @router.delete("/quarantine/{name}")
-    def delete(name: str, s: SettingsDep, db: SessionDep, who: ActorDep) -> dict:
-        try:
-            entry = operator.delete(s.quarantine_dir, name)
-        except operator.OperatorError as exc:
-            raise refused(exc) from None
-        audit(db, who, "quarantine.deleted", name, {"sha256": entry.get("sha256")})
-        return entry
+    def delete(name: str, op: OperatorDep) -> dict:
+        with op.unit() as unit:
+            try:
+                entry = operator.delete(op.settings.quarantine_dir, name)
+            except operator.OperatorError as exc:
+                raise refused(exc) from None
+            audit(unit.session, op.user.username, "quarantine.deleted", name,
+                  {"sha256": entry.get("sha256")})  # fmt: skip
+            return entry
 
     return router
 
@@ -173,12 +165,7 @@ def verify_for(settings: FerrySettings, path: Path):
 
 
 def network_operator_router(
-    *,
-    settings: Callable,
-    session: Callable,
-    actor: Callable,
-    audit_model: type,
-    batch_model: type,
+    *, operator_caller: Callable, audit_model: type, batch_model: type
 ) -> APIRouter:
     def write_audit(db: Session, who: str, action: str, target: str, detail: dict[str, Any]):
         audit_log.record(db, audit_model, actor=who, action=action, target=target, detail=detail)
@@ -201,24 +188,20 @@ def network_operator_router(
 
     return operator_router(
         status=status,
-        settings=settings,
-        session=session,
-        actor=actor,
+        operator_caller=operator_caller,
         audit=write_audit,
         verify=verify_for,
         problem=problem,
     )
 
 
-def admin_batches_router(*, session: Callable, admin: Callable, batch_model: type) -> APIRouter:
+def admin_batches_router(*, admin_caller: Callable, batch_model: type) -> APIRouter:
     """`GET /api/v1/admin/batches`: batch metadata with filters (admin only)."""
     router = APIRouter(tags=["admin"])
-    SessionDep = Annotated[Session, Depends(session, scope="function")]
 
     @router.get("/api/v1/admin/batches")
     def batches(
-        db: SessionDep,
-        _admin: Annotated[Any, Depends(admin)],
+        admin: Annotated[Any, Depends(admin_caller)],
         direction: Annotated[Literal["in", "out"] | None, Query()] = None,
         stream: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
         since: datetime | None = None,
@@ -227,18 +210,19 @@ def admin_batches_router(*, session: Callable, admin: Callable, batch_model: typ
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict:
-        return list_batches(
-            db,
-            batch_model,
-            BatchFilter(
-                direction=direction,
-                stream=stream,
-                since=since,
-                until=until,
-                with_errors=with_errors,
-                limit=limit,
-                offset=offset,
-            ),
-        )
+        with admin.unit() as unit:
+            return list_batches(
+                unit.session,
+                batch_model,
+                BatchFilter(
+                    direction=direction,
+                    stream=stream,
+                    since=since,
+                    until=until,
+                    with_errors=with_errors,
+                    limit=limit,
+                    offset=offset,
+                ),
+            )
 
     return router

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from request_network.api.auth_schemas import Me
-from request_network.api.deps import CacheDep, PrincipalDep, SessionDep, SettingsDep
+from request_network.api.deps import AnyoneDep, UserDep
 from request_network.api.schemas import Token
 from request_network.services import auth
 from shared.problems import Problem, problem_response
@@ -28,9 +28,7 @@ def client_address(request: Request) -> str:
 )
 def login(
     request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    cache: CacheDep,
+    caller: AnyoneDep,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=256)],
 ) -> dict | JSONResponse:
@@ -41,16 +39,17 @@ def login(
             f"password is longer than {MAX_PASSWORD_BYTES} bytes",
             errors=[{"loc": "body.password", "msg": "too long"}],
         )
-    result = auth.login(
-        settings,
-        cache,
-        session=session,
-        username=username,
-        password=password,
-        client=client_address(request),
-    )
+    with caller.unit() as unit:
+        result = auth.login(
+            caller.settings,
+            caller.cache,
+            session=unit.session,
+            username=username,
+            password=password,
+            client=client_address(request),
+        )
     if result.refusal is not None:
-        # Returned, not raised: the transaction commits a lock and its audit row.
+        # Returned, not raised: the transaction committed a lock and its audit row.
         p = result.refusal
         return problem_response(
             p.status, p.title, p.detail, instance=request.url.path, headers=p.headers
@@ -59,8 +58,10 @@ def login(
 
 
 @router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(principal: PrincipalDep, cache: CacheDep) -> Response:
+def logout(caller: UserDep) -> Response:
     """Revoke the bearer token this call carries (its `jti`) until it expires."""
+    principal = caller.principal
+    assert principal is not None
     if principal.via != "jwt" or principal.jti is None or principal.expires_at is None:
         raise Problem(
             400,
@@ -68,13 +69,15 @@ def logout(principal: PrincipalDep, cache: CacheDep) -> Response:
             "logout ends a bearer-token session; revoke an API key with "
             "DELETE /api/v1/api-keys/{key_id}",
         )
-    auth.logout(cache, jti=principal.jti, expires_at=principal.expires_at)
+    auth.logout(caller.cache, jti=principal.jti, expires_at=principal.expires_at)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/api/v1/auth/me", response_model=Me)
-def me(principal: PrincipalDep) -> Me:
+def me(caller: UserDep) -> Me:
     """The caller: user, role, credential kind and effective scopes."""
+    principal = caller.principal
+    assert principal is not None
     return Me(
         user_id=principal.user.id,
         username=principal.user.username,

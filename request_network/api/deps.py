@@ -1,8 +1,10 @@
-"""Request-scoped dependencies: settings, the transaction, the caller and what it may do."""
+"""Request-scoped dependencies: settings, the caller and what it may do, and the endpoint's
+unit of work (`Caller.unit()`), which it runs in its own thread hop."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
@@ -11,6 +13,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from redis import Redis
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from request_network.models import User
 from request_network.services import api_keys, auth
@@ -27,27 +30,14 @@ api_key_header = APIKeyHeader(
 )
 
 
-def get_settings(request: Request) -> RequestSettings:
+async def get_settings(request: Request) -> RequestSettings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[RequestSettings, Depends(get_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """The request owns the transaction: commit after the endpoint, roll back on error.
-
-    Function scope commits before the reply is sent, so a client that reads right after a
-    202 finds what it created.
-    """
-    with transaction(settings.database_url) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-
-
-def get_cache(settings: SettingsDep) -> Redis:
+async def get_cache(settings: SettingsDep) -> Redis:
     return get_redis(settings.redis_url)
 
 
@@ -111,56 +101,117 @@ def _check_key_scope(request: Request, principal: Principal) -> None:
         raise Problem(403, "Forbidden", f"this API key lacks the {needed} scope")
 
 
-def current_principal(
+def _authenticate(
+    request: Request, settings: RequestSettings, token: str | None, api_key: str | None
+) -> Principal:
+    """Check the credentials in a short transaction of their own (run in a thread: it reads
+    the database and Redis). The user comes back loaded and detached."""
+    with transaction(settings.database_url) as session:
+        cache = get_redis(settings.redis_url)
+        if api_key is not None:
+            user, key, scopes = api_keys.authenticate_key(settings, cache, api_key, session=session)
+            principal = Principal(
+                user=user,
+                via="api_key",
+                scopes=scopes,
+                key_id=key.key_id,
+                expires_at=key.expires_at,
+            )
+            _check_key_scope(request, principal)
+            return principal
+        assert token is not None
+        user, claims = auth.authenticate_token(settings, cache, token, session=session)
+        return Principal(
+            user=user,
+            via="jwt",
+            jti=claims.jti,
+            scopes=scopes_for_role(user.role),
+            expires_at=claims.exp,
+        )
+
+
+async def current_principal(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
-    cache: CacheDep,
     token: Annotated[str | None, Depends(oauth2)],
     api_key: Annotated[str | None, Security(api_key_header)],
 ) -> Principal:
-    """Authenticate with `Authorization: Bearer <jwt>` or `X-API-Key: <key>`, never both."""
+    """Authenticate with `Authorization: Bearer <jwt>` or `X-API-Key: <key>`, never both.
+
+    Runs before the body is read, in one thread hop whose transaction is over when it
+    returns: no connection is held while the request waits for its endpoint's hop."""
     if token and api_key is not None:
         raise unauthorized("send either a bearer token or an API key, not both")
-    if api_key is not None:
-        user, key, scopes = api_keys.authenticate_key(settings, cache, api_key, session=session)
-        principal = Principal(
-            user=user, via="api_key", scopes=scopes, key_id=key.key_id, expires_at=key.expires_at
-        )
-        _check_key_scope(request, principal)
-        return principal
-    if not token:
-        raise unauthorized("not authenticated: send Authorization: Bearer <token> or X-API-Key")
-    if looks_like_key(token):
-        raise unauthorized("API keys go in the X-API-Key header, not in Authorization")
-    user, claims = auth.authenticate_token(settings, cache, token, session=session)
-    return Principal(
-        user=user,
-        via="jwt",
-        jti=claims.jti,
-        scopes=scopes_for_role(user.role),
-        expires_at=claims.exp,
-    )
+    if api_key is None:
+        if not token:
+            raise unauthorized("not authenticated: send Authorization: Bearer <token> or X-API-Key")
+        if looks_like_key(token):
+            raise unauthorized("API keys go in the X-API-Key header, not in Authorization")
+    return await run_in_threadpool(_authenticate, request, settings, token or None, api_key)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require_role(role: str):
-    """A dependency that admits callers whose role is at least `role` (admin admits all)."""
+@dataclass(frozen=True)
+class Unit:
+    """One request's unit of work: its transaction and, on routes that need one, the
+    authenticated caller."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    session: Session
+    principal: Principal | None = None
+
+    @property
+    def user(self) -> User:
+        assert self.principal is not None, "this route takes no login"
+        return self.principal.user
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A call that has passed the edge: settings, and the authenticated, authorized caller
+    on routes that need one.
+
+    `unit()` is the endpoint's database work (DESIGN.md §7.12): the endpoint runs it in its
+    one thread hop, and it opens the transaction, lets the endpoint call its service, and
+    commits before the reply is sent (rolls back on error). Dependencies hold no session,
+    so no request holds a pooled connection while it waits for a thread.
+    """
+
+    settings: RequestSettings
+    principal: Principal | None = None
+
+    @property
+    def cache(self) -> Redis:
+        return get_redis(self.settings.redis_url)
+
+    @property
+    def user(self) -> User:
+        assert self.principal is not None, "this route takes no login"
+        return self.principal.user
+
+    @contextmanager
+    def unit(self) -> Iterator[Unit]:
+        with transaction(self.settings.database_url) as session:
+            yield Unit(session, self.principal)
+
+
+async def anyone(settings: SettingsDep) -> Caller:
+    return Caller(settings)
+
+
+def caller(role: str):
+    """The dependency of a route that admits callers whose role is at least `role`."""
+
+    async def check(settings: SettingsDep, principal: PrincipalDep) -> Caller:
         if ROLE_RANK.get(principal.role, -1) < ROLE_RANK[role]:
             raise Problem(403, "Forbidden", f"this needs the {role} role")
-        return principal
+        return Caller(settings, principal)
 
     return check
 
 
-def current_user(principal: PrincipalDep) -> User:
-    return principal.user
-
-
-UserDep = Annotated[User, Depends(current_user)]
-OperatorDep = Annotated[Principal, Depends(require_role("operator"))]
-AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+AnyoneDep = Annotated[Caller, Depends(anyone)]
+UserDep = Annotated[Caller, Depends(caller("user"))]
+OperatorDep = Annotated[Caller, Depends(caller("operator"))]
+AdminDep = Annotated[Caller, Depends(caller("admin"))]

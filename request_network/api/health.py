@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from request_network.api.deps import CacheDep, OperatorDep, SessionDep
+from request_network.api.deps import AnyoneDep, OperatorDep
 from request_network.api.schemas import Health
 from shared.cache import redis_ok
 
@@ -14,10 +14,11 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health)
-def health(session: SessionDep, cache: CacheDep, response: Response) -> Health:
-    checks = {"database": "ok", "redis": "ok" if redis_ok(cache) else "unavailable"}
+def health(caller: AnyoneDep, response: Response) -> Health:
+    checks = {"database": "ok", "redis": "ok" if redis_ok(caller.cache) else "unavailable"}
     try:
-        session.execute(text("SELECT 1"))
+        with caller.unit() as unit:
+            unit.session.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any database failure means "unavailable"
         checks["database"] = "unavailable"
     state = "ok" if all(v == "ok" for v in checks.values()) else "degraded"

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from request_network.api.deps import AdminDep, SessionDep, SettingsDep, UserDep
+from request_network.api.deps import AdminDep, Caller, UserDep
 from request_network.api.schemas import (
     RateLimitOverrideOut,
     RateLimitStatus,
@@ -42,13 +43,6 @@ from shared.ratelimit import (
 router = APIRouter(tags=["rate-limits"])
 
 
-def get_limiter(settings: SettingsDep) -> RateLimiter:
-    return rate_limits.limiter_for(settings)
-
-
-LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
-
-
 # The limited route ----------------------------------------------------------------------
 
 
@@ -56,23 +50,28 @@ LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 class Limited:
     """A caller of a limited route: who, with which limiter and limits, and the decision.
 
-    The endpoint sets `decision` and `charged` after charging; the route reads them to
-    label the reply.
+    The dependency makes it once the caller is known; the endpoint reads the limits in its
+    unit of work and sets `decision` and `charged` after charging; the route reads them to
+    label the reply (and reads the limits itself when the endpoint never ran: a 422).
     """
 
-    user: User
+    caller: Caller
     limiter: RateLimiter
-    limits: rate_limits.Limits
+    limits: rate_limits.Limits | None = None
     decision: Decision | None = None
     charged: bool = False
 
+    def read_limits(self, session: Session) -> rate_limits.Limits:
+        self.limits = rate_limits.effective_limits(self.caller.user, session=session)
+        return self.limits
 
-def limited_caller(
-    request: Request, session: SessionDep, user: UserDep, limiter: LimiterDep
-) -> Limited:
-    request.state.rate_limit = Limited(
-        user, limiter, rate_limits.effective_limits(user, session=session)
-    )
+    def _limits_alone(self) -> rate_limits.Limits:
+        with self.caller.unit() as unit:
+            return self.read_limits(unit.session)
+
+
+async def limited_caller(request: Request, caller: UserDep) -> Limited:
+    request.state.rate_limit = Limited(caller, rate_limits.limiter_for(caller.settings))
     return request.state.rate_limit
 
 
@@ -107,12 +106,13 @@ async def _headers(request: Request) -> dict[str, str]:
         return {}  # the caller is not known (401, or a body that is not JSON)
     if ctx.decision is not None:
         return decision_headers(ctx.decision)
+    limits = ctx.limits or await run_in_threadpool(ctx._limits_alone)
     if ctx.charged:  # fail-open without Redis: the policy is all we know
-        return {"RateLimit-Policy": policy_header(ctx.limits.values)}
+        return {"RateLimit-Policy": policy_header(limits.values)}
     try:  # not charged (a 422): show where the caller stands, count nothing
-        decision = await run_in_threadpool(ctx.limiter.peek, ctx.user.id, ctx.limits.values)
+        decision = await run_in_threadpool(ctx.limiter.peek, ctx.caller.user.id, limits.values)
     except RateLimiterUnavailable:
-        return {"RateLimit-Policy": policy_header(ctx.limits.values)}
+        return {"RateLimit-Policy": policy_header(limits.values)}
     headers = decision_headers(decision)
     headers.pop("Retry-After", None)  # this reply is not a refusal by the limiter
     headers.pop("X-RateLimit-Warning", None)
@@ -182,17 +182,21 @@ def _status_out(session, user: User, limiter: RateLimiter, *, admin: bool) -> Ra
 
 
 @router.get("/api/v1/rate-limits/me", response_model=RateLimitStatus)
-def my_rate_limits(session: SessionDep, user: UserDep, limiter: LimiterDep) -> RateLimitStatus:
-    return _status_out(session, user, limiter, admin=False)
+def my_rate_limits(caller: UserDep) -> RateLimitStatus:
+    with caller.unit() as unit:
+        return _status_out(unit.session, unit.user, _limiter(caller), admin=False)
 
 
 # Admin ----------------------------------------------------------------------------------
 
 
+def _limiter(caller: Caller) -> RateLimiter:
+    return rate_limits.limiter_for(caller.settings)
+
+
 @router.get("/api/v1/admin/rate-limits/violations", response_model=RateLimitViolationPage)
 def list_violations(
-    session: SessionDep,
-    _admin: AdminDep,
+    caller: AdminDep,
     user_id: str | None = None,
     window: Literal["minute", "hour", "day"] | None = None,
     since: datetime | None = None,
@@ -200,15 +204,16 @@ def list_violations(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RateLimitViolationPage:
-    rows, total = rate_limits.list_violations(
-        session=session,
-        user_id=user_id,
-        window=window,
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
-    )
+    with caller.unit() as unit:
+        rows, total = rate_limits.list_violations(
+            session=unit.session,
+            user_id=user_id,
+            window=window,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
     return RateLimitViolationPage(
         items=[
             RateLimitViolationOut(
@@ -229,32 +234,29 @@ def list_violations(
 
 
 @router.get("/api/v1/admin/rate-limits/{user_id}", response_model=RateLimitStatus)
-def user_rate_limits(
-    user_id: str, session: SessionDep, _admin: AdminDep, limiter: LimiterDep
-) -> RateLimitStatus:
-    user = rate_limits.get_user(user_id, session=session)
-    return _status_out(session, user, limiter, admin=True)
+def user_rate_limits(user_id: str, caller: AdminDep) -> RateLimitStatus:
+    with caller.unit() as unit:
+        user = rate_limits.get_user(user_id, session=unit.session)
+        return _status_out(unit.session, user, _limiter(caller), admin=True)
 
 
 @router.delete("/api/v1/admin/rate-limits/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def reset_rate_limits(
-    user_id: str, session: SessionDep, admin: AdminDep, limiter: LimiterDep
-) -> Response:
-    user = rate_limits.get_user(user_id, session=session)
-    rate_limits.reset(user, limiter, session=session, actor=admin.user.id)
+def reset_rate_limits(user_id: str, caller: AdminDep) -> Response:
+    with caller.unit() as unit:
+        user = rate_limits.get_user(user_id, session=unit.session)
+        rate_limits.reset(user, _limiter(caller), session=unit.session, actor=unit.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put("/api/v1/admin/users/{user_id}/rate-limits", response_model=RateLimitStatus)
-def set_rate_limits(
-    user_id: str, body: SetRateLimits, session: SessionDep, admin: AdminDep, limiter: LimiterDep
-) -> RateLimitStatus:
-    user = rate_limits.get_user(user_id, session=session)
-    rate_limits.set_override(
-        user,
-        session=session,
-        limits={w: getattr(body, w) for w in WINDOWS},
-        reason=body.reason,
-        actor=admin.user.id,
-    )
-    return _status_out(session, user, limiter, admin=True)
+def set_rate_limits(user_id: str, body: SetRateLimits, caller: AdminDep) -> RateLimitStatus:
+    with caller.unit() as unit:
+        user = rate_limits.get_user(user_id, session=unit.session)
+        rate_limits.set_override(
+            user,
+            session=unit.session,
+            limits={w: getattr(body, w) for w in WINDOWS},
+            reason=body.reason,
+            actor=unit.user.id,
+        )
+        return _status_out(unit.session, user, _limiter(caller), admin=True)

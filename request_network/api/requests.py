@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse
 
-from request_network.api.deps import CacheDep, SessionDep, SettingsDep, UserDep
+from request_network.api.deps import UserDep
 from request_network.api.rate_limits import LimitedDep, RateLimitedRoute, too_many_requests
 from request_network.api.schemas import (
     Accepted,
@@ -37,25 +37,22 @@ def _out(r: Request) -> RequestOut:
 
 
 def submit(
-    body: SubmitRequest,
-    session: SessionDep,
-    caller: LimitedDep,
-    settings: SettingsDep,
-    request: HttpRequest,
-    response: Response,
+    body: SubmitRequest, limited: LimitedDep, request: HttpRequest, response: Response
 ) -> Accepted | JSONResponse:
     """Validate, then charge the rate limit (a 422 costs no quota), then accept."""
-    outcome = rate_limits.submit_within_limits(
-        caller.user,
-        session=session,
-        profile_type=body.profile_type,
-        query=body.query,
-        limiter=caller.limiter,
-        settings=settings,
-        path=request.url.path,
-        limits=caller.limits,
-    )
-    caller.decision, caller.charged = outcome.decision, True
+    caller = limited.caller
+    with caller.unit() as unit:
+        outcome = rate_limits.submit_within_limits(
+            unit.user,
+            session=unit.session,
+            profile_type=body.profile_type,
+            query=body.query,
+            limiter=limited.limiter,
+            settings=caller.settings,
+            path=request.url.path,
+            limits=limited.read_limits(unit.session),
+        )
+    limited.decision, limited.charged = outcome.decision, True
     req = outcome.request
     if req is None:
         return too_many_requests(outcome.decision, request.url.path)
@@ -84,27 +81,33 @@ router.add_api_route(
 
 @router.get("/api/v1/requests", response_model=RequestPage)
 def list_requests(
-    session: SessionDep,
-    user: UserDep,
-    settings: SettingsDep,
+    caller: UserDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RequestPage:
-    rows, total = requests.list_own(
-        user, session=session, limit=min(limit, settings.page_size_max), offset=offset
-    )
-    return RequestPage(items=[_out(r) for r in rows], total=total, limit=limit, offset=offset)
+    with caller.unit() as unit:
+        rows, total = requests.list_own(
+            unit.user,
+            session=unit.session,
+            limit=min(limit, caller.settings.page_size_max),
+            offset=offset,
+        )
+        return RequestPage(items=[_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/api/v1/requests/{request_id}", response_model=RequestOut)
-def get_request(request_id: str, session: SessionDep, user: UserDep) -> RequestOut:
-    return _out(requests.get_own(user, request_id, session=session))
+def get_request(request_id: str, caller: UserDep) -> RequestOut:
+    with caller.unit() as unit:
+        return _out(requests.get_own(unit.user, request_id, session=unit.session))
 
 
 @router.get("/api/v1/requests/{request_id}/response", response_model=ResponseOut)
-def get_response(
-    request_id: str, session: SessionDep, user: UserDep, cache: CacheDep, settings: SettingsDep
-) -> dict:
-    return requests.get_response(
-        user, request_id, session=session, cache=cache, ttl=settings.response_cache_seconds
-    )
+def get_response(request_id: str, caller: UserDep) -> dict:
+    with caller.unit() as unit:
+        return requests.get_response(
+            unit.user,
+            request_id,
+            session=unit.session,
+            cache=caller.cache,
+            ttl=caller.settings.response_cache_seconds,
+        )

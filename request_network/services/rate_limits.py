@@ -3,10 +3,9 @@
 Limits per window, first set wins: an admin's `RateLimitOverride` > the user's own
 `User.rate_limits` (replicated from the authority) > the profile type's `rate_limits`.
 
-A submission is validated first and charged second: `submit_within_limits` stages the
-request in a savepoint (the query is checked there, a bad one is a 422 that costs no
-quota), then charges the limiter; a blocked request rolls the savepoint back and leaves
-only its violation rows in the caller's transaction.
+A submission is validated first and charged second: `submit_within_limits` checks the
+profile type and the query (a bad one is a 422 that costs no quota), charges the limiter,
+and only then writes the request; a blocked request writes only its violation rows.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from request_network.models import (
@@ -68,6 +67,7 @@ class Limits:
 
     values: dict[str, int]
     sources: dict[str, str]  # "override" | "user" | "profile_type" | "none"
+    profile: ProfileType | None = None  # the user's profile type, read with the limits
 
 
 def get_user(user_id: str, *, session: Session) -> User:
@@ -78,13 +78,20 @@ def get_user(user_id: str, *, session: Session) -> User:
 
 
 def effective_limits(user: User, *, session: Session) -> Limits:
-    override = session.get(RateLimitOverride, user.id)
+    """The user's limits; the override and the profile type come in one statement (the
+    profile type is kept: validating a submission needs it too)."""
+    anchor = select(literal(1).label("one")).subquery()
+    profile, override = session.execute(
+        select(ProfileType, RateLimitOverride)
+        .select_from(anchor)
+        .outerjoin(ProfileType, ProfileType.name == user.profile_type)
+        .outerjoin(RateLimitOverride, RateLimitOverride.user_id == user.id)
+    ).one()
     layers = [
         ("override", {w: getattr(override, w) for w in WINDOWS} if override else {}),
         ("user", user.rate_limits or {}),
+        ("profile_type", profile.rate_limits if profile else {}),
     ]
-    profile = session.get(ProfileType, user.profile_type)
-    layers.append(("profile_type", profile.rate_limits if profile else {}))
     values, sources = {}, {}
     for window in WINDOWS:
         values[window], sources[window] = 0, "none"  # no limit known: nothing is allowed
@@ -92,7 +99,7 @@ def effective_limits(user: User, *, session: Session) -> Limits:
             if layer.get(window) is not None:
                 values[window], sources[window] = int(layer[window]), source
                 break
-    return Limits(values, sources)
+    return Limits(values, sources, profile)
 
 
 @dataclass(frozen=True)
@@ -138,26 +145,20 @@ def submit_within_limits(
 ) -> Submitted:
     """Validate and stage the request, then charge the quota; see the module docstring."""
     limits = limits or effective_limits(user, session=session)
-    staged = session.begin_nested()
-    try:
-        request = requests.submit(user, session=session, profile_type=profile_type, query=query)
-    except BaseException:
-        staged.rollback()
-        raise
+    requests.validate(
+        user, session=session, profile_type=profile_type, query=query, known=limits.profile
+    )
     try:
         decision = limiter.check(user.id, limits.values)
     except RateLimiterUnavailable as exc:
-        if not settings.rate_limit_fail_open:
-            staged.rollback()
         _redis_down(settings, user, limits, exc)  # raises when the policy is fail-closed
-        staged.commit()  # fail-open: the submission goes through unchecked
-        return Submitted(request, None, limits)
-    RATELIMIT_DECISIONS.labels(state=decision.state).inc()
-    if not decision.allowed:
-        staged.rollback()
-        record_violations(user.id, decision, session=session, path=path)
-        return Submitted(None, decision, limits)
-    staged.commit()
+        decision = None  # fail-open: the submission goes through unchecked
+    else:
+        RATELIMIT_DECISIONS.labels(state=decision.state).inc()
+        if not decision.allowed:
+            record_violations(user.id, decision, session=session, path=path)
+            return Submitted(None, decision, limits)
+    request = requests.create(user, session=session, profile_type=profile_type, query=query)
     return Submitted(request, decision, limits)
 
 

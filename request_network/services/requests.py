@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from redis import Redis, RedisError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from request_network.models import (
     PENDING,
@@ -36,10 +36,20 @@ def set_status(request: Request, status: str, detail: str = "", *, session: Sess
     session.add(RequestEvent(request_id=request.id, status=status, at=now, detail=detail))
 
 
-def submit(user: User, *, session: Session, profile_type: str, query: dict[str, Any]) -> Request:
-    allowed = user.profile_type
-    profile = session.get(ProfileType, profile_type)
-    if profile is None or profile_type != allowed:
+def validate(
+    user: User,
+    *,
+    session: Session,
+    profile_type: str,
+    query: dict[str, Any],
+    known: ProfileType | None = None,
+) -> None:
+    """A 422 unless the user may query `profile_type` and the query fits it. `known`: the
+    user's profile type, if the caller has read it already."""
+    profile = None
+    if profile_type == user.profile_type:
+        profile = known if known is not None else session.get(ProfileType, profile_type)
+    if profile is None:
         raise Problem(
             422,
             "Invalid request",
@@ -58,43 +68,68 @@ def submit(user: User, *, session: Session, profile_type: str, query: dict[str, 
                 for p in exc.problems
             ],
         ) from None
+
+
+def create(user: User, *, session: Session, profile_type: str, query: dict[str, Any]) -> Request:
+    """A validated request, PENDING with its first event and its outbox entry: three
+    INSERTs in one flush, nothing read back."""
+    now = utcnow()
     request = Request(
         id=str(uuid.uuid4()),
         user_id=user.id,
         profile_type=profile_type,
         query=query,
         status=PENDING,
-        created_at=utcnow(),
+        created_at=now,
+        updated_at=now,
+        events=[RequestEvent(status=PENDING, at=now, detail="submitted")],
     )
+    request.export = None  # known: a new request has not been carried anywhere
     session.add(request)
-    session.flush()
-    set_status(request, PENDING, "submitted", session=session)
+    session.flush()  # the outbox entry's foreign key needs the request row first
     enqueue(request, session=session)
     session.flush()
     return request
 
 
+def submit(user: User, *, session: Session, profile_type: str, query: dict[str, Any]) -> Request:
+    validate(user, session=session, profile_type=profile_type, query=query)
+    return create(user, session=session, profile_type=profile_type, query=query)
+
+
+def _with_history(query):
+    """Load what a request's reply shows (events, export and its batch) with the request."""
+    return query.options(
+        selectinload(Request.events),
+        joinedload(Request.export).joinedload(RequestExport.batch),
+    )
+
+
 def list_own(user: User, *, session: Session, limit: int, offset: int) -> tuple[list[Request], int]:
-    base = select(Request).where(Request.user_id == user.id)
-    total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    rows = (
-        session.execute(
-            base.order_by(Request.created_at.desc(), Request.id)
+    """A page of the user's requests, newest first, and how many there are in all: the total
+    rides on the page's rows (a window count), so a page is one statement plus its events."""
+    rows = session.execute(
+        _with_history(
+            select(Request, func.count().over().label("total"))
+            .where(Request.user_id == user.id)
+            .order_by(Request.created_at.desc(), Request.id)
             .limit(limit)
             .offset(offset)
-            .options(
-                selectinload(Request.events),
-                selectinload(Request.export).joinedload(RequestExport.batch),
-            )
         )
-        .scalars()
-        .all()
-    )
-    return list(rows), total
+    ).all()
+    if rows:
+        return [r.Request for r in rows], rows[0].total
+    total = session.execute(
+        select(func.count()).select_from(Request).where(Request.user_id == user.id)
+    ).scalar_one()  # past the end (or none at all): the count alone
+    return [], total
 
 
 def get_own(user: User, request_id: str, *, session: Session) -> Request:
-    request = session.get(Request, request_id)
+    """The user's request with its history, in one statement plus its events."""
+    request = session.execute(
+        _with_history(select(Request).where(Request.id == request_id))
+    ).scalar_one_or_none()
     if request is None or request.user_id != user.id:
         raise _NOT_FOUND  # never reveal that another user's request exists
     return request
@@ -116,9 +151,14 @@ def _response_dict(response: Response) -> dict[str, Any]:
 def get_response(
     user: User, request_id: str, *, session: Session, cache: Redis | None, ttl: int
 ) -> dict[str, Any]:
-    """The response, served from the Redis cache after the first read."""
-    request = get_own(user, request_id, session=session)
-    key = f"resp:{request.id}"
+    """The response, served from the Redis cache after the first read (once the request is
+    known to be the caller's)."""
+    owner = session.execute(
+        select(Request.user_id).where(Request.id == request_id)
+    ).scalar_one_or_none()
+    if owner != user.id:
+        raise _NOT_FOUND
+    key = f"resp:{request_id}"
     if cache is not None:
         try:
             cached = cache.get(key)
@@ -126,9 +166,10 @@ def get_response(
                 return orjson.loads(cached)
         except RedisError:
             cache = None  # the database answers; the cache is only an accelerator
-    response = session.get(Response, request.id)
+    response = session.get(Response, request_id)
     if response is None:
-        raise Problem(404, "Not found", f"no response yet; the request is {request.public_status}")
+        state = get_own(user, request_id, session=session).public_status
+        raise Problem(404, "Not found", f"no response yet; the request is {state}")
     body = _response_dict(response)
     if cache is not None:
         with suppress(RedisError):

@@ -1,13 +1,18 @@
-"""Request-scoped dependencies of the response network's API."""
+"""Request-scoped dependencies of the response network's API: settings, the caller, and the
+request's one unit of work (`Caller.unit()`), which the endpoint runs in its own thread hop
+(see request_network/api/deps.py, whose shape this follows)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from response_network.models import User
 from response_network.services.auth import user_for_token
@@ -19,35 +24,61 @@ oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login")
 ROLE_RANK = {"user": 0, "operator": 1, "admin": 2}
 
 
-def get_settings(request: Request) -> ResponseSettings:
+async def get_settings(request: Request) -> ResponseSettings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[ResponseSettings, Depends(get_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """Commit after the endpoint and before the reply; roll back on error."""
+def _authenticate(settings: ResponseSettings, token: str) -> User:
+    """The bearer token's user, in a short transaction of its own (loaded, detached)."""
     with transaction(settings.database_url) as session:
-        yield session
+        return user_for_token(settings, token, session=session)
 
 
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+async def current_user(settings: SettingsDep, token: Annotated[str, Depends(oauth2)]) -> User:
+    """Runs before the body is read, in one thread hop whose transaction is over when it
+    returns: no connection is held while the request waits for its endpoint's hop."""
+    return await run_in_threadpool(_authenticate, settings, token)
 
 
-def current_user(
-    session: SessionDep, settings: SettingsDep, token: Annotated[str, Depends(oauth2)]
-) -> User:
-    return user_for_token(settings, token, session=session)
+@dataclass(frozen=True)
+class Unit:
+    """The endpoint's unit of work: its transaction."""
+
+    session: Session
 
 
-def require_role(role: str):
-    def check(user: Annotated[User, Depends(current_user)]) -> User:
+@dataclass(frozen=True)
+class Caller:
+    """A call that has passed the edge: settings and, where the route needs one, the
+    authenticated user. `unit()` opens the endpoint's transaction in its one thread hop and
+    commits after its work (rolls back on error)."""
+
+    settings: ResponseSettings
+    user: User | None = None
+
+    @contextmanager
+    def unit(self) -> Iterator[Unit]:
+        with transaction(self.settings.database_url) as session:
+            yield Unit(session)
+
+
+async def anyone(settings: SettingsDep) -> Caller:
+    return Caller(settings)
+
+
+def caller(role: str):
+    """The dependency of a route that admits callers whose role is at least `role`."""
+
+    async def check(settings: SettingsDep, user: Annotated[User, Depends(current_user)]) -> Caller:
         if ROLE_RANK.get(user.role, -1) < ROLE_RANK[role]:
             raise Problem(403, "Forbidden", f"this needs the {role} role")
-        return user
+        return Caller(settings, user)
 
     return check
 
 
-OperatorDep = Annotated[User, Depends(require_role("operator"))]
+AnyoneDep = Annotated[Caller, Depends(anyone)]
+OperatorDep = Annotated[Caller, Depends(caller("operator"))]

@@ -7,14 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response
 from sqlalchemy import text
 
-from response_network.api.deps import (
-    OperatorDep,
-    SessionDep,
-    SettingsDep,
-    get_session,
-    get_settings,
-    require_role,
-)
+from response_network.api.deps import AnyoneDep, caller
 from response_network.models import AuditLog, Batch
 from response_network.services import auth
 from shared.cache import get_redis, redis_ok
@@ -25,19 +18,22 @@ router = APIRouter()
 
 @router.post("/api/v1/auth/login", tags=["auth"])
 def login(
-    session: SessionDep,
-    settings: SettingsDep,
+    caller: AnyoneDep,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=72)],
 ) -> dict:
-    return auth.login(settings, session=session, username=username, password=password)
+    with caller.unit() as unit:
+        return auth.login(
+            caller.settings, session=unit.session, username=username, password=password
+        )
 
 
 @router.get("/health", tags=["health"])
-def health(session: SessionDep, settings: SettingsDep, response: Response) -> dict:
-    checks = {"redis": "ok" if redis_ok(get_redis(settings.redis_url)) else "unavailable"}
+def health(caller: AnyoneDep, response: Response) -> dict:
+    checks = {"redis": "ok" if redis_ok(get_redis(caller.settings.redis_url)) else "unavailable"}
     try:
-        session.execute(text("SELECT 1"))
+        with caller.unit() as unit:
+            unit.session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception:  # noqa: BLE001 - any database failure means "unavailable"
         checks["database"] = "unavailable"
@@ -46,17 +42,7 @@ def health(session: SessionDep, settings: SettingsDep, response: Response) -> di
     return {"status": "ok" if ok else "degraded", "checks": checks}
 
 
-def operator_actor(user: OperatorDep) -> str:
-    return user.username
-
-
 operator_routes = network_operator_router(
-    settings=get_settings,
-    session=get_session,
-    actor=operator_actor,
-    audit_model=AuditLog,
-    batch_model=Batch,
+    operator_caller=caller("operator"), audit_model=AuditLog, batch_model=Batch
 )
-admin_routes = admin_batches_router(
-    session=get_session, admin=require_role("admin"), batch_model=Batch
-)
+admin_routes = admin_batches_router(admin_caller=caller("admin"), batch_model=Batch)

@@ -100,6 +100,7 @@ class Seed:
         fields: dict[str, str] | None = None,
         return_fields: list[str] | None = None,
         max_size: int = 50,
+        rate_limits: dict[str, int] | None = None,
     ) -> str:
         fields = fields or ARTICLES_FIELDS
         with transaction(self.url) as session:
@@ -110,7 +111,7 @@ class Seed:
                     fields=fields,
                     return_fields=return_fields if return_fields is not None else list(fields),
                     max_size=max_size,
-                    rate_limits={"minute": 30, "hour": 500, "day": 2000},
+                    rate_limits=rate_limits or {"minute": 30, "hour": 500, "day": 2000},
                     version=1,
                 )
             )

@@ -5,7 +5,7 @@
 
 Starts the request API as production would (`ferry request serve --workers N`, real
 PostgreSQL and Redis), seeds a user with an API key and limits nothing reaches, and drives
-it from a separate process (`--drive`, an asyncio client) with bounded concurrency: submit,
+it from a separate process (`--drive`, aiohttp) with bounded concurrency: submit,
 status by id, own list, response read. Then the floor (bench/floor_app.py: a pydantic body,
 one Redis INCR, one INSERT; a read is one SELECT by id) under the same uvicorn settings and
 pool, at the same points. Each point: req/s, p50, p95, p99 and errors. The load generator
@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+
+from shared.network_cli import SERVE_HTTP
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -215,37 +217,36 @@ def stop(process: subprocess.Popen) -> None:
 
 
 async def drive(spec: dict) -> dict:
-    """`inflight` workers issuing `op` back to back for `seconds` (after a short warm-up)."""
-    import httpx
+    """`inflight` workers issuing `op` back to back for `seconds` (after a short warm-up),
+    each on its own kept-alive connection (aiohttp: its pool costs the same at any size)."""
+    import aiohttp
 
     base, op, inflight = spec["base"], spec["op"], spec["inflight"]
     headers = {"X-API-Key": spec["key"]} if spec.get("key") else {}
     ids = spec["ids"]
     latencies: list[float] = []
     errors: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=inflight, max_keepalive_connections=inflight)
-    timeout = httpx.Timeout(spec["timeout"])
     rng = random.Random(inflight)
     body = orjson.dumps({"profile_type": "articles", "query": QUERY})
+    post_headers = {**headers, "Content-Type": "application/json"}
 
-    def request(client: httpx.AsyncClient):
+    def request(session: aiohttp.ClientSession):
         rid = ids[rng.randrange(len(ids))]
         if spec["floor"]:
             if op == "submit":
-                return client.post(
-                    f"{base}/submit", content=body, headers={"Content-Type": "application/json"}
-                )
-            return client.get(f"{base}/status/{rid}")
+                return session.post(f"{base}/submit", data=body, headers=post_headers)
+            return session.get(f"{base}/status/{rid}")
         if op == "submit":
-            return client.post(f"{base}/api/v1/requests", content=body,
-                               headers={**headers, "Content-Type": "application/json"})  # fmt: skip
+            return session.post(f"{base}/api/v1/requests", data=body, headers=post_headers)
         if op == "status":
-            return client.get(f"{base}/api/v1/requests/{rid}", headers=headers)
+            return session.get(f"{base}/api/v1/requests/{rid}", headers=headers)
         if op == "list":
-            return client.get(f"{base}/api/v1/requests?limit=20", headers=headers)
-        return client.get(f"{base}/api/v1/requests/{rid}/response", headers=headers)
+            return session.get(f"{base}/api/v1/requests?limit=20", headers=headers)
+        return session.get(f"{base}/api/v1/requests/{rid}/response", headers=headers)
 
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+    connector = aiohttp.TCPConnector(limit=inflight)
+    timeout = aiohttp.ClientTimeout(total=spec["timeout"])
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         measuring = False
         stop_at = time.monotonic() + spec["warmup"] + spec["seconds"]
 
@@ -253,9 +254,10 @@ async def drive(spec: dict) -> dict:
             while time.monotonic() < stop_at:
                 t0 = time.perf_counter()
                 try:
-                    reply = await request(client)
-                    code = reply.status_code
-                except httpx.HTTPError as exc:
+                    async with request(session) as reply:
+                        await reply.read()
+                        code: int | str = reply.status
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     code = type(exc).__name__
                 elapsed = time.perf_counter() - t0
                 if not measuring:
@@ -332,7 +334,7 @@ def profile_top(
 def record_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen:
     spy = str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+        [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--gil",
          "--duration", str(int(seconds)), "--rate", "200", "--nonblocking", "-o", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -364,7 +366,7 @@ def report(rows: list[dict], args: argparse.Namespace, profile: str) -> str:
         "",
         f"`ferry request serve --workers {args.workers}` and the floor (`bench/floor_app.py`: "  # noqa: S608
         "pydantic body, one Redis INCR, one INSERT; a read is one SELECT by id) under the "
-        f"same uvicorn settings and pool, driven from a separate process (httpx, asyncio) "
+        f"same uvicorn settings and pool, driven from a separate process (aiohttp, asyncio) "
         f"for {args.seconds:g} s per point after {args.warmup:g} s of warm-up. The load "
         "generator shares the 2 cores: compare only within one run. Reads rotate over "
         f"{SEEDED} requests of the user, each with a response; list reads the newest 20. "
@@ -461,6 +463,8 @@ def main() -> None:
             "127.0.0.1",
             "--workers",
             str(args.workers),
+            "--http",
+            SERVE_HTTP,  # the same server settings as `ferry request serve`
         ]  # fmt: skip (uvicorn's defaults, as Ferry's serve)
         apps.append(("floor", uvicorn))
     for app, argv in apps:

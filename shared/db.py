@@ -35,8 +35,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - dr
     cursor.close()
 
 
-#: Every process's pool: POOL_SIZE kept open, MAX_OVERFLOW more while busy.
-POOL_SIZE, MAX_OVERFLOW = 5, 10
+#: Every process's pool: up to POOL_SIZE connections kept open once made, MAX_OVERFLOW more
+#: made and closed again while busy (an API process admits at most POOL_SIZE requests at
+#: once, so it never churns through overflow connections: see shared.http.Admission).
+POOL_SIZE, MAX_OVERFLOW = 10, 5
 POOL_CAPACITY = POOL_SIZE + MAX_OVERFLOW
 
 
@@ -55,6 +57,29 @@ def get_engine(url: str) -> Engine:
 @cache
 def get_sessionmaker(url: str) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+@cache
+def get_reader(url: str) -> sessionmaker[Session]:
+    """Sessions whose statements each commit on their own (AUTOCOMMIT): see `reading`."""
+    engine = get_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def reading(url: str) -> Iterator[Session]:
+    """A unit of reads outside a transaction: no BEGIN and no COMMIT round trip.
+
+    For work whose every statement stands alone (a read by key, a page and its children,
+    a write that needs no other to go with it); anything that must commit together takes
+    `transaction`. What the block left to flush is written at its end.
+    """
+    session = get_reader(url)()
+    try:
+        yield session
+        session.flush()
+    finally:
+        session.close()
 
 
 @contextmanager

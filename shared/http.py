@@ -4,9 +4,11 @@ no more requests at once than the database pool can serve (the rest queue, then 
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from shared.problems import problem_response
 
@@ -124,3 +126,20 @@ class Admission:
             headers={"Retry-After": self.retry_after},
         )
         await response(scope, receive, send)
+
+
+class NoDelayHTTP(AutoHTTPProtocol):
+    """uvicorn's HTTP protocol with TCP_NODELAY on every connection.
+
+    With `--workers` above 1, uvicorn hands its workers a listening socket whose accepted
+    connections asyncio does not mark TCP_NODELAY (it only does so for sockets it made
+    itself), so on a kept-alive connection each reply's second write waits for the
+    client's delayed ACK: about 40 ms a request (docs/PERFORMANCE.md). `ferry <net> serve`
+    names this class as uvicorn's `http` protocol.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)

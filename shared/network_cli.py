@@ -16,6 +16,9 @@ import typer
 
 from shared.cli_util import emit, fail, friendly
 
+#: uvicorn's HTTP protocol for `serve` (see shared.http.NoDelayHTTP).
+SERVE_HTTP = "shared.http:NoDelayHTTP"
+
 
 @dataclass(frozen=True)
 class Network:
@@ -74,7 +77,7 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
         import uvicorn
 
         loaded = starting()
-        options = {"host": host, "port": port, "proxy_headers": False}
+        options = {"host": host, "port": port, "proxy_headers": False, "http": SERVE_HTTP}
         if workers == 1:
             uvicorn.run(net.create_app(loaded), **options)
         else:  # each worker process builds the app from the same environment

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.db import POOL_CAPACITY
+from shared.db import POOL_SIZE
 
 #: Secrets that ship in the repository for the demo. Refused everywhere else.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo-only-secret"})
@@ -55,9 +55,9 @@ class FerrySettings(BaseSettings):
     unacked_flag_hours: float = Field(default=24, gt=0)
 
     # Requests of one API process inside the app at once (each does its database work one
-    # short transaction at a time, so at most the pool's connections, shared.db.POOL_CAPACITY);
+    # short transaction at a time, so at most the pool's kept connections, shared.db.POOL_SIZE);
     # up to api_queue more wait at most api_queue_wait_s, past that a 503 with Retry-After.
-    api_concurrency: int = Field(default=10, ge=1, le=POOL_CAPACITY)
+    api_concurrency: int = Field(default=POOL_SIZE, ge=1, le=POOL_SIZE)
     api_queue: int = Field(default=200, ge=0)
     api_queue_wait_s: float = Field(default=10.0, gt=0)
     api_retry_after_s: int = Field(default=2, ge=1)

@@ -20,7 +20,7 @@ from request_network.services import api_keys, auth
 from request_network.services.auth import unauthorized
 from request_network.settings import RequestSettings
 from shared.cache import get_redis
-from shared.db import transaction
+from shared.db import reading, transaction
 from shared.problems import Problem
 from shared.security.api_keys import looks_like_key, scopes_for_role
 
@@ -104,9 +104,10 @@ def _check_key_scope(request: Request, principal: Principal) -> None:
 def _authenticate(
     request: Request, settings: RequestSettings, token: str | None, api_key: str | None
 ) -> Principal:
-    """Check the credentials in a short transaction of their own (run in a thread: it reads
-    the database and Redis). The user comes back loaded and detached."""
-    with transaction(settings.database_url) as session:
+    """Check the credentials (run in a thread: it reads the database and Redis), outside a
+    transaction: a key or user read by id, and at most one `last_used_at` update. The user
+    comes back loaded and detached."""
+    with reading(settings.database_url) as session:
         cache = get_redis(settings.redis_url)
         if api_key is not None:
             user, key, scopes = api_keys.authenticate_key(settings, cache, api_key, session=session)
@@ -174,8 +175,9 @@ class Caller:
 
     `unit()` is the endpoint's database work (DESIGN.md §7.12): the endpoint runs it in its
     one thread hop, and it opens the transaction, lets the endpoint call its service, and
-    commits before the reply is sent (rolls back on error). Dependencies hold no session,
-    so no request holds a pooled connection while it waits for a thread.
+    commits before the reply is sent (rolls back on error); `reads()` is the same for work
+    that only reads, without a transaction. Dependencies hold no session, so no request
+    holds a pooled connection while it waits for a thread.
     """
 
     settings: RequestSettings
@@ -193,6 +195,12 @@ class Caller:
     @contextmanager
     def unit(self) -> Iterator[Unit]:
         with transaction(self.settings.database_url) as session:
+            yield Unit(session, self.principal)
+
+    @contextmanager
+    def reads(self) -> Iterator[Unit]:
+        """The endpoint's work when it only reads (`shared.db.reading`: no transaction)."""
+        with reading(self.settings.database_url) as session:
             yield Unit(session, self.principal)
 
 

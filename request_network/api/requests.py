@@ -85,7 +85,7 @@ def list_requests(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RequestPage:
-    with caller.unit() as unit:
+    with caller.reads() as unit:
         rows, total = requests.list_own(
             unit.user,
             session=unit.session,
@@ -97,13 +97,13 @@ def list_requests(
 
 @router.get("/api/v1/requests/{request_id}", response_model=RequestOut)
 def get_request(request_id: str, caller: UserDep) -> RequestOut:
-    with caller.unit() as unit:
+    with caller.reads() as unit:
         return _out(requests.get_own(unit.user, request_id, session=unit.session))
 
 
 @router.get("/api/v1/requests/{request_id}/response", response_model=ResponseOut)
 def get_response(request_id: str, caller: UserDep) -> dict:
-    with caller.unit() as unit:
+    with caller.reads() as unit:
         return requests.get_response(
             unit.user,
             request_id,

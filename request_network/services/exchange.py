@@ -132,14 +132,17 @@ def _pending_records(
 
 def enqueue(request: Request, *, session: Session) -> None:
     """Put a new request in the outbox: the next export carries it."""
-    session.add(
-        OutboxEntry(
-            request_id=request.id,
-            user_id=request.user_id,
-            profile_type=request.profile_type,
-            query=request.query,
-            submitted_at=request.created_at,
-        )
+    session.execute(
+        insert(OutboxEntry),
+        [
+            {
+                "request_id": request.id,
+                "user_id": request.user_id,
+                "profile_type": request.profile_type,
+                "query": request.query,
+                "submitted_at": request.created_at,
+            }
+        ],
     )
 
 

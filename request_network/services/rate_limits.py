@@ -61,13 +61,17 @@ def limiter_for(settings: RequestSettings) -> RateLimiter:
     return RateLimiter(get_redis(settings.redis_url), policy_for(settings))
 
 
+#: What a submission needs of a profile type: its rules and its limits.
+PROFILE_COLUMNS = ("name", "index", "fields", "return_fields", "max_size", "rate_limits")
+
+
 @dataclass(frozen=True)
 class Limits:
     """A user's limit per window and where each came from."""
 
     values: dict[str, int]
     sources: dict[str, str]  # "override" | "user" | "profile_type" | "none"
-    profile: ProfileType | None = None  # the user's profile type, read with the limits
+    profile: Any = None  # the user's profile type (PROFILE_COLUMNS), read with the limits
 
 
 def get_user(user_id: str, *, session: Session) -> User:
@@ -78,17 +82,23 @@ def get_user(user_id: str, *, session: Session) -> User:
 
 
 def effective_limits(user: User, *, session: Session) -> Limits:
-    """The user's limits; the override and the profile type come in one statement (the
-    profile type is kept: validating a submission needs it too)."""
+    """The user's limits; the override and the profile type come in one statement, as plain
+    columns (the profile type's are kept: validating a submission needs them too)."""
     anchor = select(literal(1).label("one")).subquery()
-    profile, override = session.execute(
-        select(ProfileType, RateLimitOverride)
+    row = session.execute(
+        select(
+            *(getattr(ProfileType, c) for c in PROFILE_COLUMNS),
+            *(getattr(RateLimitOverride, w).label(f"override_{w}") for w in WINDOWS),
+            RateLimitOverride.user_id.label("override_user"),
+        )
         .select_from(anchor)
         .outerjoin(ProfileType, ProfileType.name == user.profile_type)
         .outerjoin(RateLimitOverride, RateLimitOverride.user_id == user.id)
     ).one()
+    override = {w: getattr(row, f"override_{w}") for w in WINDOWS} if row.override_user else {}
+    profile = row if row.name is not None else None
     layers = [
-        ("override", {w: getattr(override, w) for w in WINDOWS} if override else {}),
+        ("override", override),
         ("user", user.rate_limits or {}),
         ("profile_type", profile.rate_limits if profile else {}),
     ]

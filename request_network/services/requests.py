@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from redis import Redis, RedisError
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from request_network.models import (
@@ -42,10 +42,10 @@ def validate(
     session: Session,
     profile_type: str,
     query: dict[str, Any],
-    known: ProfileType | None = None,
+    known: Any = None,
 ) -> None:
     """A 422 unless the user may query `profile_type` and the query fits it. `known`: the
-    user's profile type, if the caller has read it already."""
+    user's profile type (its rule columns), if the caller has read it already."""
     profile = None
     if profile_type == user.profile_type:
         profile = known if known is not None else session.get(ProfileType, profile_type)
@@ -71,36 +71,42 @@ def validate(
 
 
 def create(user: User, *, session: Session, profile_type: str, query: dict[str, Any]) -> Request:
-    """A validated request, PENDING with its first event and its outbox entry: three
-    INSERTs in one flush, nothing read back."""
+    """A validated request, PENDING with its first event and its outbox entry: three INSERTs
+    of plain rows, nothing read back. Returns the request as it was stored (not attached to
+    the session)."""
     now = utcnow()
-    request = Request(
-        id=str(uuid.uuid4()),
-        user_id=user.id,
-        profile_type=profile_type,
-        query=query,
-        status=PENDING,
-        created_at=now,
-        updated_at=now,
-        events=[RequestEvent(status=PENDING, at=now, detail="submitted")],
+    row = {
+        "id": str(uuid.uuid4()),
+        "user_id": user.id,
+        "profile_type": profile_type,
+        "query": query,
+        "status": PENDING,
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(insert(Request), [row])
+    session.execute(
+        insert(RequestEvent),
+        [{"request_id": row["id"], "status": PENDING, "at": now, "detail": "submitted"}],
     )
-    request.export = None  # known: a new request has not been carried anywhere
-    session.add(request)
-    session.flush()  # the outbox entry's foreign key needs the request row first
+    request = Request(**row)
+    request.export = None  # a new request has not been carried anywhere
     enqueue(request, session=session)
-    session.flush()
     return request
 
 
 def submit(user: User, *, session: Session, profile_type: str, query: dict[str, Any]) -> Request:
+    """Validate and create; returns the request attached to the session (read back: the
+    API's limited submission calls `validate` and `create` itself and reads nothing back)."""
     validate(user, session=session, profile_type=profile_type, query=query)
-    return create(user, session=session, profile_type=profile_type, query=query)
+    created = create(user, session=session, profile_type=profile_type, query=query)
+    return session.get_one(Request, created.id)
 
 
-def _with_history(query):
+def _with_history(query, events=selectinload):
     """Load what a request's reply shows (events, export and its batch) with the request."""
     return query.options(
-        selectinload(Request.events),
+        events(Request.events),
         joinedload(Request.export).joinedload(RequestExport.batch),
     )
 
@@ -126,10 +132,12 @@ def list_own(user: User, *, session: Session, limit: int, offset: int) -> tuple[
 
 
 def get_own(user: User, request_id: str, *, session: Session) -> Request:
-    """The user's request with its history, in one statement plus its events."""
-    request = session.execute(
-        _with_history(select(Request).where(Request.id == request_id))
-    ).scalar_one_or_none()
+    """The user's request with its history, in one statement."""
+    request = (
+        session.execute(_with_history(select(Request).where(Request.id == request_id), joinedload))
+        .unique()
+        .scalar_one_or_none()
+    )
     if request is None or request.user_id != user.id:
         raise _NOT_FOUND  # never reveal that another user's request exists
     return request

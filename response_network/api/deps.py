@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from response_network.models import User
 from response_network.services.auth import user_for_token
 from response_network.settings import ResponseSettings
-from shared.db import transaction
+from shared.db import reading, transaction
 from shared.problems import Problem
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login")
@@ -32,8 +32,8 @@ SettingsDep = Annotated[ResponseSettings, Depends(get_settings)]
 
 
 def _authenticate(settings: ResponseSettings, token: str) -> User:
-    """The bearer token's user, in a short transaction of its own (loaded, detached)."""
-    with transaction(settings.database_url) as session:
+    """The bearer token's user, read outside a transaction (loaded, detached)."""
+    with reading(settings.database_url) as session:
         return user_for_token(settings, token, session=session)
 
 

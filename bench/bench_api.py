@@ -407,7 +407,8 @@ def write(section: str) -> None:
 def profile_text(raw: Path) -> str:
     own, inclusive, total = profile_top(raw)
     lines = [f"py-spy, submit at 16 in flight, {total} samples over all server processes "
-             "(idle threads included in the inclusive column's base):", "",
+             "(`py-spy record --gil`: only the thread holding the GIL is sampled, so this is where "
+             "Python's CPU time goes):", "",
              "| own | samples | inclusive | samples |", "| --- | ---: | --- | ---: |"]  # fmt: skip
     for (fo, no), (fi, ni) in zip(own, inclusive, strict=False):
         lines.append(f"| `{fo}` | {no} | `{fi}` | {ni} |")

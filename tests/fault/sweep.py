@@ -86,9 +86,15 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds a run may take")
     parser.add_argument("--scratch", type=Path, help="where failing runs keep their files")
     parser.add_argument("--log", type=Path, default=ROOT / "var" / "fault-sweep.jsonl")
+    parser.add_argument(
+        "--resume", action="store_true", help="skip the seeds --log already has a result for"
+    )
     args = parser.parse_args()
 
     seeds = args.seed or random.Random(args.master).sample(range(2**31), args.seeds)
+    if args.resume and args.log.exists():
+        done = {orjson.loads(line)["seed"] for line in args.log.read_bytes().splitlines()}
+        seeds = [s for s in seeds if s not in done]
     seeds = [s for s in seeds for _ in range(args.repeat)]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="ferry-fault-sweep-"))
     scratch.mkdir(parents=True, exist_ok=True)

@@ -37,13 +37,6 @@ async def get_settings(request: Request) -> RequestSettings:
 SettingsDep = Annotated[RequestSettings, Depends(get_settings)]
 
 
-async def get_cache(settings: SettingsDep) -> Redis:
-    return get_redis(settings.redis_url)
-
-
-CacheDep = Annotated[Redis, Depends(get_cache)]
-
-
 ROLE_RANK = {"user": 0, "operator": 1, "admin": 2}
 
 #: The scope an API key needs on each route. A route neither listed here nor under one of
@@ -139,8 +132,8 @@ async def current_principal(
 ) -> Principal:
     """Authenticate with `Authorization: Bearer <jwt>` or `X-API-Key: <key>`, never both.
 
-    Runs before the body is read, in one thread hop whose transaction is over when it
-    returns: no connection is held while the request waits for its endpoint's hop."""
+    Runs before the body is read, in one thread hop that has given its connection back when
+    it returns: no connection is held while the request waits for its endpoint's hop."""
     if token and api_key is not None:
         raise unauthorized("send either a bearer token or an API key, not both")
     if api_key is None:

@@ -65,8 +65,9 @@ class Limited:
         self.limits = rate_limits.effective_limits(self.caller.user, session=session)
         return self.limits
 
-    def _limits_alone(self) -> rate_limits.Limits:
-        with self.caller.unit() as unit:
+    def read_limits_alone(self) -> rate_limits.Limits:
+        """The limits, read in a unit of their own (the endpoint never ran)."""
+        with self.caller.reads() as unit:
             return self.read_limits(unit.session)
 
 
@@ -106,7 +107,7 @@ async def _headers(request: Request) -> dict[str, str]:
         return {}  # the caller is not known (401, or a body that is not JSON)
     if ctx.decision is not None:
         return decision_headers(ctx.decision)
-    limits = ctx.limits or await run_in_threadpool(ctx._limits_alone)
+    limits = ctx.limits or await run_in_threadpool(ctx.read_limits_alone)
     if ctx.charged:  # fail-open without Redis: the policy is all we know
         return {"RateLimit-Policy": policy_header(limits.values)}
     try:  # not charged (a 422): show where the caller stands, count nothing
@@ -181,17 +182,17 @@ def _status_out(session, user: User, limiter: RateLimiter, *, admin: bool) -> Ra
     return out
 
 
+def _limiter(caller: Caller) -> RateLimiter:
+    return rate_limits.limiter_for(caller.settings)
+
+
 @router.get("/api/v1/rate-limits/me", response_model=RateLimitStatus)
 def my_rate_limits(caller: UserDep) -> RateLimitStatus:
-    with caller.unit() as unit:
+    with caller.reads() as unit:
         return _status_out(unit.session, unit.user, _limiter(caller), admin=False)
 
 
 # Admin ----------------------------------------------------------------------------------
-
-
-def _limiter(caller: Caller) -> RateLimiter:
-    return rate_limits.limiter_for(caller.settings)
 
 
 @router.get("/api/v1/admin/rate-limits/violations", response_model=RateLimitViolationPage)

@@ -38,8 +38,8 @@ def _authenticate(settings: ResponseSettings, token: str) -> User:
 
 
 async def current_user(settings: SettingsDep, token: Annotated[str, Depends(oauth2)]) -> User:
-    """Runs before the body is read, in one thread hop whose transaction is over when it
-    returns: no connection is held while the request waits for its endpoint's hop."""
+    """Runs before the body is read, in one thread hop that has given its connection back when
+    it returns: no connection is held while the request waits for its endpoint's hop."""
     return await run_in_threadpool(_authenticate, settings, token)
 
 

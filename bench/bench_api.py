@@ -31,12 +31,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from perf_doc import cpu_model, write_section
 
 from shared.network_cli import SERVE_HTTP
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-OUT = ROOT / "docs" / "PERFORMANCE.md"
 MARK = "<!-- bench_api -->"
 PG = os.environ.get(
     "FERRY_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -343,13 +343,6 @@ def record_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen:
 # --- report ------------------------------------------------------------------------------
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if "model name" in line:
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def fmt(x: float | None) -> str:
     return "—" if x is None or x != x else f"{x:.1f}"  # nothing completed
 
@@ -360,7 +353,7 @@ def report(rows: list[dict], args: argparse.Namespace, profile: str) -> str:
         MARK,
         "## Request API under load (PostgreSQL, Redis, uvicorn)",
         "",
-        f"Machine: {cpu_name()}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"Machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; load average {os.getloadavg()[0]:.1f} at the end. Date: "
         f"{datetime.now(UTC):%Y-%m-%d}. Command: `{command.strip()}`.",
         "",
@@ -391,17 +384,6 @@ def report(rows: list[dict], args: argparse.Namespace, profile: str) -> str:
         lines += ["", profile]
     lines.append(MARK)
     return "\n".join(lines) + "\n"
-
-
-def write(section: str) -> None:
-    text = OUT.read_text() if OUT.exists() else "# Performance\n"
-    if MARK in text:
-        head, _, rest = text.partition(MARK)
-        _, _, tail = rest.partition(MARK)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n\n" + section
-    OUT.write_text(text)
 
 
 def profile_text(raw: Path) -> str:
@@ -496,7 +478,7 @@ def main() -> None:
     section = report(rows, args, profile)
     print(section)
     if not args.no_write:
-        write(section)
+        write_section(MARK, section)
 
 
 if __name__ == "__main__":

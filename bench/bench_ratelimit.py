@@ -32,11 +32,11 @@ from limits.aio.storage import RedisStorage as AsyncLimitsStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter as AsyncSlidingWindow
 from limits.storage import RedisStorage as LimitsStorage
 from limits.strategies import SlidingWindowCounterRateLimiter as SlidingWindow
+from perf_doc import cpu_model, write_section
 
 from shared.ratelimit import AsyncRateLimiter, Policy, RateLimiter, keys_for
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "PERFORMANCE.md"
 MARK = "<!-- bench_ratelimit -->"
 USERS = 1_000
 LIMITS = {"minute": 1_000_000, "hour": 5_000_000, "day": 10_000_000}
@@ -188,13 +188,6 @@ def cleanup(url: str, run_id: str) -> None:
     client.close()
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if "model name" in line:
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def verdicts(rows: list[dict]) -> list[str]:
     out = []
     for mode in dict.fromkeys(r["mode"] for r in rows):
@@ -218,7 +211,7 @@ def write(
         MARK,
         "## Rate limiter: one check against the local Redis",
         "",
-        f"Machine: {cpu_name()}, {platform.machine()}, Python {platform.python_version()}, "
+        f"Machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}, "
         f"Redis {redis_version} on the same host (TCP loopback); host load average "
         f"{os.getloadavg()[0]:.1f} (a shared machine: other work was running). "
         f"Date: {datetime.now(UTC):%Y-%m-%d}. Command: `{command}`.",
@@ -253,14 +246,7 @@ def write(
         MARK,
     ]
     section = "\n".join(lines) + "\n"
-    text = OUT.read_text() if OUT.exists() else "# Performance\n"
-    if MARK in text:
-        head, _, rest = text.partition(MARK)
-        _, _, tail = rest.partition(MARK)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n\n" + section
-    OUT.write_text(text)
+    write_section(MARK, section)
     return section
 
 

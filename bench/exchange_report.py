@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import platform
 from datetime import UTC, datetime
-from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md"
+import perf_doc
+
 MARK = "<!-- bench_exchange -->"
 TARGET_S = 30.0  # export and import of 1 M requests each (issue 4)
 
@@ -67,16 +67,6 @@ HISTORY = (
     "(`transfer.bulk.collector_paused`), the same import took 1.9–2.1 s instead of 3.1–3.7 s "
     "and 0.9–1.1 s of CPU instead of 1.8–2.0 s (2026-11-29, three runs each)."
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if "model name" in line:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def best_of(rounds: list[dict]) -> dict:
@@ -190,15 +180,4 @@ def verdict(rows: list[dict]) -> list[str]:
 
 def write_section(section: str) -> None:
     """Replace this bench's section of docs/PERFORMANCE.md (or append it), keep the others."""
-    text = (
-        OUT.read_text()
-        if OUT.exists()
-        else "# Performance\n\nMeasured figures; each section says how it was measured.\n\n"
-    )
-    if MARK in text:
-        head, _, rest = text.partition(MARK)
-        _, _, tail = rest.partition(MARK)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n\n" + section
-    OUT.write_text(text)
+    perf_doc.write_section(MARK, section)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import msgspec
 import orjson
+from perf_doc import write_section
 
 from shared.records import validate_record
 from transfer import body, native
@@ -39,8 +40,6 @@ from transfer.keys import generate_keypair, load_public_keys, load_signing_key
 from transfer.lines import LineSource
 from transfer.verify_many import verify_files
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "PERFORMANCE.md"
 MARK = "<!-- bench_batches -->"
 BLOCK = 1024 * 1024
 TARGET = 0.70  # verify at >= 70 % of sha256sum speed (issue 4)
@@ -384,19 +383,7 @@ def main() -> None:
     print(section)
     if args.no_write:
         return
-    text = (
-        OUT.read_text()
-        if OUT.exists()
-        else "# Performance\n\nMeasured figures; each section says how it was measured.\n\n"
-    )
-    if MARK in text:
-        head, _, rest = text.partition(MARK)
-        _, _, tail = rest.partition(MARK)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text += "\n" + section
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(text)
+    write_section(MARK, section)
 
 
 if __name__ == "__main__":

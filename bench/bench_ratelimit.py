@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import redis
 import redis.asyncio
@@ -36,7 +35,6 @@ from perf_doc import cpu_model, write_section
 
 from shared.ratelimit import AsyncRateLimiter, Policy, RateLimiter, keys_for
 
-ROOT = Path(__file__).resolve().parents[1]
 MARK = "<!-- bench_ratelimit -->"
 USERS = 1_000
 LIMITS = {"minute": 1_000_000, "hour": 5_000_000, "day": 10_000_000}

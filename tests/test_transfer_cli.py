@@ -174,6 +174,20 @@ def _request_record(n: int, **data) -> Record:
     return Record("request", f"0190a3b4-0000-7000-8000-{n:012d}", 1, base | data)
 
 
+def _one_request_batch(directory: Path, key):
+    """A valid `requests` batch of one record, seq 1, from the request network."""
+    return write_batch(
+        directory,
+        stream="requests",
+        source="request",
+        destination="response",
+        seq=1,
+        prev_digest=None,
+        signing_key=key,
+        records=[_request_record(1)],
+    )
+
+
 def test_verify_lists_every_failure_of_every_file(tmp_path, keys):
     key = load_signing_key(keys["request"] / "request.ed25519.pem")
     out = tmp_path / "out"
@@ -223,16 +237,7 @@ def test_carry_refuses_to_overwrite_and_exits_1(tmp_path, keys):
     outbox, media = tmp_path / "outbox", tmp_path / "usb"
     outbox.mkdir()
     media.mkdir()
-    written = write_batch(
-        outbox,
-        stream="requests",
-        source="request",
-        destination="response",
-        seq=1,
-        prev_digest=None,
-        signing_key=key,
-        records=[_request_record(1)],
-    )
+    written = _one_request_batch(outbox, key)
     (media / written.path.name).write_bytes(b"another file\n")
     run = ferry("transfer", "carry", "--from", str(outbox), "--to", str(media))
     assert run.returncode == 1
@@ -271,16 +276,7 @@ def test_verify_takes_a_directory_of_batches(tmp_path, keys):
     key = load_signing_key(keys["request"] / "request.ed25519.pem")
     outbox = tmp_path / "outbox"
     outbox.mkdir()
-    good = write_batch(
-        outbox,
-        stream="requests",
-        source="request",
-        destination="response",
-        seq=1,
-        prev_digest=None,
-        signing_key=key,
-        records=[_request_record(1)],
-    )
+    good = _one_request_batch(outbox, key)
     (outbox / "not a batch.jsonl").write_bytes(b"{}\n")
     run = ferry(
         "transfer", "verify", str(outbox), "--destination", "response",

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import msgspec
 import orjson
-from perf_doc import write_section
+from perf_doc import cpu_model, write_section
 
 from shared.records import validate_record
 from transfer import body, native
@@ -231,22 +231,12 @@ def run(n: int, work: Path, rounds: int) -> dict:
     return {"n": n, "bytes": path.stat().st_size, "write": t_write, **best}
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if "model name" in line:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def report(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [
         MARK,
         "## Batch files: write, verify and read",
         "",
-        f"Machine: {_cpu()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}. Date: {datetime.now(UTC):%Y-%m-%d}. Command: "
         f"`uv run python bench/bench_batches.py --records {' '.join(map(str, args.records))}"
         f" --rounds {args.rounds}`. Each figure is the best of {args.rounds} rounds, the modes "

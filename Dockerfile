@@ -41,8 +41,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
-    && cc -O2 -std=c99 -Wall -Wextra -Werror -shared -fPIC \
-        -o transfer/_linecheck.so transfer/linecheck.c
+    && sh transfer/build_native.sh --require
 
 # ── runtime: the venv and the source, no uv, no build tools, not root ────────────────
 FROM ${PYTHON_IMAGE} AS runtime

@@ -5,7 +5,6 @@ PYTHON ?= python3
 CC ?= cc
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 LINECHECK := transfer/_linecheck.so
-LINECHECK_FLAGS := -O2 -std=c99 -Wall -Wextra -Werror -shared -fPIC
 
 .PHONY: install demo test lint format clean
 
@@ -18,13 +17,8 @@ install: $(UV) $(LINECHECK)
 
 # The native line checker of `ferry transfer verify` (transfer/native.py). Without a C
 # compiler verify takes its Python path: slower, same verdicts.
-$(LINECHECK): transfer/linecheck.c
-	@if command -v $(CC) >/dev/null 2>&1; then \
-		echo "$(CC) $(LINECHECK_FLAGS) -o $@ $<"; \
-		$(CC) $(LINECHECK_FLAGS) -o $@ $<; \
-	else \
-		echo "no C compiler ($(CC)): ferry transfer verify runs without $@"; \
-	fi
+$(LINECHECK): transfer/linecheck.c transfer/build_native.sh
+	CC=$(CC) sh transfer/build_native.sh
 
 demo: install
 	$(UV) run ferry demo

@@ -29,6 +29,12 @@ def _jobs():
     return jobs
 
 
+def _transfer_cli():
+    from transfer import cli
+
+    return cli
+
+
 def _audit_model():
     from request_network.models import AuditLog
 
@@ -44,6 +50,7 @@ app, _ = network_cli(
         app_factory="request_network.app:create_app",
         celery=_celery,
         jobs=_jobs,
+        transfer_cli=_transfer_cli,
         audit_model=_audit_model,
         import_help="Import results and identity batches waiting in the inbox.",
         export_help="Write pending requests to the outbox as signed batches.",

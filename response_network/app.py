@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from response_network.api.routes import admin_routes, operator_routes, router
+from response_network.api import auth, health, operator
 from response_network.settings import ResponseSettings, get_settings
 from shared.http import Admission
 from shared.problems import install_problem_handlers
@@ -15,8 +15,8 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     app = FastAPI(title="Ferry response network", version="1", **settings.fastapi_docs())
     app.state.settings = settings
     install_problem_handlers(app)
-    app.include_router(router)
-    app.include_router(operator_routes)
-    app.include_router(admin_routes)
+    for module in (auth, operator, health):
+        app.include_router(module.router)
+    app.include_router(operator.admin_router)
     app.add_middleware(Admission, **settings.admission())
     return app

@@ -35,6 +35,12 @@ def _jobs():
     return jobs
 
 
+def _transfer_cli():
+    from transfer import cli
+
+    return cli
+
+
 def _audit_model():
     from response_network.models import AuditLog
 
@@ -50,6 +56,7 @@ app, _settings = network_cli(
         app_factory="response_network.app:create_app",
         celery=_celery,
         jobs=_jobs,
+        transfer_cli=_transfer_cli,
         audit_model=_audit_model,
         import_help="Import request batches waiting in the inbox.",
         export_help="Write results (and changed users and profile types) to the outbox.",

@@ -29,6 +29,7 @@ class Network:
     app_factory: str  # "package.module:create_app", for uvicorn's worker processes
     celery: Callable[[], tuple[Any, str]]  # (the Celery app, its queue)
     jobs: Callable[[], ModuleType]
+    transfer_cli: Callable[[], ModuleType]  # transfer.cli: shared/ does not import transfer/
     audit_model: Callable[[], type]
     import_help: str
     export_help: str
@@ -156,9 +157,9 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
 
         Same seq, batch_id and bytes, copied from the kept file; exit 1 if one is gone.
         """
-        from transfer.cli import run_resend
-
         selection = {"stream": stream, "seq": seq, "batch_id": batch_id}
-        run_resend(net.name, net.jobs().resend, settings(transfer_dir), **selection)
+        net.transfer_cli().run_resend(
+            net.name, net.jobs().resend, settings(transfer_dir), **selection
+        )
 
     return app, settings

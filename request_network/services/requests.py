@@ -29,13 +29,6 @@ from shared.query_spec import QuerySpecError, validate_query
 _NOT_FOUND = Problem(404, "Not found", "no such request")
 
 
-def set_status(request: Request, status: str, detail: str = "", *, session: Session) -> None:
-    """Every state change is stored with its time."""
-    now = utcnow()
-    request.status, request.updated_at = status, now
-    session.add(RequestEvent(request_id=request.id, status=status, at=now, detail=detail))
-
-
 def validate(
     user: User,
     *,

@@ -81,4 +81,3 @@ def caller(role: str):
 
 
 AnyoneDep = Annotated[Caller, Depends(anyone)]
-OperatorDep = Annotated[Caller, Depends(caller("operator"))]

@@ -36,12 +36,12 @@ COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev
 
-# The native line checker of `ferry transfer verify` (transfer/linecheck.c), built as
+# The native line checker of `ferry transfer verify` (transfer/format/linecheck.c), built as
 # `make install` builds it; the runtime stage gets the library, not the compiler.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
-    && sh transfer/build_native.sh --require
+    && sh transfer/format/build_native.sh --require
 
 # ── runtime: the venv and the source, no uv, no build tools, not root ────────────────
 FROM ${PYTHON_IMAGE} AS runtime

@@ -4,7 +4,7 @@
 PYTHON ?= python3
 CC ?= cc
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
-LINECHECK := transfer/_linecheck.so
+LINECHECK := transfer/format/_linecheck.so
 
 .PHONY: install demo test lint format clean
 
@@ -15,10 +15,10 @@ LINECHECK := transfer/_linecheck.so
 install: $(UV) $(LINECHECK)
 	$(UV) sync --frozen
 
-# The native line checker of `ferry transfer verify` (transfer/native.py). Without a C
+# The native line checker of `ferry transfer verify` (transfer/format/native.py). Without a C
 # compiler verify takes its Python path: slower, same verdicts.
-$(LINECHECK): transfer/linecheck.c transfer/build_native.sh
-	CC=$(CC) sh transfer/build_native.sh
+$(LINECHECK): transfer/format/linecheck.c transfer/format/build_native.sh
+	CC=$(CC) sh transfer/format/build_native.sh
 
 demo: install
 	$(UV) run ferry demo

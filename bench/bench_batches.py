@@ -31,14 +31,13 @@ import orjson
 from perf_doc import cpu_model, write_section
 
 from shared.records import validate_record
-from transfer import body, native
-from transfer.body import RUN_LINES
-from transfer.fastpath import nesting_may_exceed
-from transfer.fastschema import typed_schema
-from transfer.format import Limits, Record, open_batch, verify_file, write_batch
-from transfer.keys import generate_keypair, load_public_keys, load_signing_key
-from transfer.lines import LineSource
-from transfer.verify_many import verify_files
+from transfer.format import Limits, Record, body, native, open_batch, verify_file, write_batch
+from transfer.format.body import RUN_LINES
+from transfer.format.fastpath import nesting_may_exceed
+from transfer.format.fastschema import typed_schema
+from transfer.format.keys import generate_keypair, load_public_keys, load_signing_key
+from transfer.format.lines import LineSource
+from transfer.operator.verify_many import verify_files
 
 MARK = "<!-- bench_batches -->"
 BLOCK = 1024 * 1024
@@ -248,7 +247,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "file, strict JSON (duplicate keys, NaN/Infinity, depth, UTF-8, 64-bit integers), "
         "record envelope and per-record schema (`shared.records.validate_record`), no record "
         "built. The record lines of the bulk streams go through the native line checker "
-        "(`transfer/linecheck.c`, built by `make install`; "
+        "(`transfer/format/linecheck.c`, built by `make install`; "
         f"{'present' if native.available() else 'ABSENT'} in this run), which proves lines in "
         "the form Ferry writes them good in one pass; a line it cannot prove takes the Python "
         "path, which accepts it or names the problem. Verify, Python path = the same without "

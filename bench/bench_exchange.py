@@ -71,10 +71,10 @@ def settings_for(net: str, work: Path):
 def child(step: str, work: Path) -> None:
     import request_network.jobs as rq_jobs
     import response_network.jobs as rs_jobs
-    from transfer import bulk
+    from transfer.protocol import pgarrays
 
     in_sql = [0.0]  # seconds PostgreSQL spent on the bulk statements (some run behind)
-    run = bulk._run
+    run = pgarrays._run
 
     def timed_run(*args):
         start = time.perf_counter()
@@ -83,7 +83,7 @@ def child(step: str, work: Path) -> None:
         finally:
             in_sql[0] += time.perf_counter() - start
 
-    bulk._run = timed_run
+    pgarrays._run = timed_run
 
     jobs = {
         "export_requests": lambda: rq_jobs.export(settings_for("request", work)),
@@ -317,7 +317,7 @@ def file_floors(files: list[Path], work: Path) -> dict:
 
 
 def run_size(n: int, with_results: bool) -> dict:
-    from transfer.keys import generate_keypair
+    from transfer.format.keys import generate_keypair
 
     row: dict = {"n": n}
     with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
@@ -379,7 +379,8 @@ def main() -> None:
     if args.child:
         child(args.child, args.work)
         return
-    from exchange_report import best_of, cpu_model, report, write_section
+    from exchange_report import best_of, report, write_section
+    from perf_doc import cpu_model
 
     command = "uv run python bench/bench_exchange.py --sizes " + " ".join(map(str, args.sizes))
     command += " --result-sizes " + " ".join(map(str, args.result_sizes))

@@ -30,7 +30,8 @@ HOW = (
     "digests, strict JSON, per-record schema) and applies its records 5,000 to a statement "
     "(`INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`), each file in one "
     "transaction with its batch row. In both, the bulk statement of one chunk runs while "
-    "Python prepares the next (`transfer/behind.py`). MB/s is batch-file bytes per second. "
+    "Python prepares the next (`transfer/protocol/behind.py`). "
+    "MB/s is batch-file bytes per second. "
     "CPU is the job process's own (user + system). Bulk SQL is the time PostgreSQL took "
     "over the bulk statements (partly hidden behind the Python work, so CPU + bulk SQL can "
     "exceed the wall time). Peak RSS is the process's high-water mark (`ru_maxrss`), after "
@@ -64,7 +65,8 @@ HISTORY = (
     "left running during an import, took 0.7 s of a 2.4 s import of 100,000 requests (1,008 "
     "collections, timed with `gc.callbacks`): each chunk of records lives long enough to be "
     "promoted and scanned again and again. Paused for each batch "
-    "(`transfer.bulk.collector_paused`), the same import took 1.9–2.1 s instead of 3.1–3.7 s "
+    "(`transfer.protocol.bulk.collector_paused`), "
+    "the same import took 1.9–2.1 s instead of 3.1–3.7 s "
     "and 0.9–1.1 s of CPU instead of 1.8–2.0 s (2026-11-29, three runs each)."
 )
 

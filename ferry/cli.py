@@ -12,8 +12,8 @@ from request_network.cli import app as request_app
 from response_network.cli import app as response_app
 from shared.cli_util import emit, friendly
 from shared.logs import configure_logging
-from transfer.cli import app as transfer_app
-from transfer.cli import keys as keys_app
+from transfer.operator.cli import app as transfer_app
+from transfer.operator.cli import keys as keys_app
 
 app = typer.Typer(
     help="Ferry carries queries and answers across an air gap.",
@@ -47,8 +47,8 @@ def status_cmd(
     Last sequence sent and received per stream, gaps, unacknowledged batches with their
     age, quarantined files with reasons, files waiting in the inbox and the outbox.
     """
-    from transfer.cli import database_errors
-    from transfer.status import render_text
+    from transfer.operator.cli import database_errors
+    from transfer.operator.status import render_text
 
     if network is NetworkName.request:
         from request_network import jobs

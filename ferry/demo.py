@@ -87,7 +87,7 @@ def _step(n: int, text: str) -> None:
 
 
 def _carry(src: Path, dst: Path, what: str) -> None:
-    from transfer.carry import carry
+    from transfer.operator.carry import carry
 
     report = carry(src, dst)
     for c in report.copied:
@@ -126,7 +126,7 @@ def _cycle(work: Path, started: float) -> int:
     from response_network.settings import get_settings as rs_settings
     from shared.db import transaction
     from shared.migrate import upgrade
-    from transfer.keys import generate_keypair
+    from transfer.format.keys import generate_keypair
 
     rq, rs = rq_settings(), rs_settings()
     _step(1, "Setting up both networks: keys, databases, sample index")

@@ -16,7 +16,7 @@ from request_network.api import (
 from request_network.settings import RequestSettings, get_settings
 from shared.http import Admission, BodySizeLimit
 from shared.problems import install_problem_handlers
-from transfer.operator_api import PREFIX as OPERATOR_PREFIX
+from transfer.operator.api import PREFIX as OPERATOR_PREFIX
 
 
 def create_app(settings: RequestSettings | None = None) -> FastAPI:

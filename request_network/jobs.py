@@ -11,11 +11,11 @@ from request_network.services.exchange import export_requests, import_batches
 from request_network.services.exchange import requeue_unacked as requeue_unacked_requests
 from request_network.settings import RequestSettings
 from shared.db import transaction
-from transfer import upkeep
-from transfer.config import inbound_from, outbound_from
-from transfer.config import make_transfer_dirs as make_transfer_dirs  # processes starting
-from transfer.exchange import export_acks_if_due
-from transfer.status import TransferStatus
+from transfer.operator.status import TransferStatus, network_status
+from transfer.protocol import upkeep
+from transfer.protocol.config import inbound_from, outbound_from
+from transfer.protocol.config import make_transfer_dirs as make_transfer_dirs  # processes starting
+from transfer.protocol.exchange import export_acks_if_due
 
 
 def export(settings: RequestSettings) -> dict:
@@ -47,7 +47,7 @@ def import_inbox(settings: RequestSettings) -> dict:
 
 
 def transfer_status(settings: RequestSettings) -> TransferStatus:
-    return upkeep.status(settings, Batch)
+    return network_status(settings, Batch)
 
 
 def resend(

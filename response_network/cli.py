@@ -36,7 +36,7 @@ def _jobs():
 
 
 def _transfer_cli():
-    from transfer import cli
+    from transfer.operator import cli
 
     return cli
 

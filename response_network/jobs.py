@@ -13,11 +13,11 @@ from response_network.services.identity import export_identity
 from response_network.services.search import SearchBackend, make_client
 from response_network.settings import ResponseSettings
 from shared.db import transaction
-from transfer import upkeep
-from transfer.config import inbound_from, outbound_from
-from transfer.config import make_transfer_dirs as make_transfer_dirs  # processes starting
-from transfer.exchange import export_acks_if_due
-from transfer.status import TransferStatus
+from transfer.operator.status import TransferStatus, network_status
+from transfer.protocol import upkeep
+from transfer.protocol.config import inbound_from, outbound_from
+from transfer.protocol.config import make_transfer_dirs as make_transfer_dirs  # processes starting
+from transfer.protocol.exchange import export_acks_if_due
 
 
 def _batches(batches) -> list[dict]:
@@ -82,7 +82,7 @@ def export_identity_only(settings: ResponseSettings) -> dict:
 
 
 def transfer_status(settings: ResponseSettings) -> TransferStatus:
-    return upkeep.status(settings, Batch)
+    return network_status(settings, Batch)
 
 
 def resend(

@@ -38,7 +38,7 @@ class BatchColumns:
     peer_rejected_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # out: first flagged as unacknowledged past the configured age.
     flagged_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    # out: its records were exported again, in new batches (see `transfer.reexport`).
+    # out: its records were exported again, in new batches (see `transfer.protocol.reexport`).
     reexported_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # in: the last time a byte-identical copy arrived again (it is acked again).
     redelivered_at: Mapped[datetime | None] = mapped_column(Timestamp)

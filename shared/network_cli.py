@@ -29,7 +29,9 @@ class Network:
     app_factory: str  # "package.module:create_app", for uvicorn's worker processes
     celery: Callable[[], tuple[Any, str]]  # (the Celery app, its queue)
     jobs: Callable[[], ModuleType]
-    transfer_cli: Callable[[], ModuleType]  # transfer.cli: shared/ does not import transfer/
+    transfer_cli: Callable[
+        [], ModuleType
+    ]  # transfer.operator.cli: shared/ does not import transfer/
     audit_model: Callable[[], type]
     import_help: str
     export_help: str

@@ -2,8 +2,8 @@
 
 Both networks build records from these models (``Model(...).model_dump(mode="json")``)
 and the batch reader checks every arriving record with :func:`validate_record`.
-``transfer/fastschema.py`` restates ``RequestData`` and ``ResultData`` for the reader's
-fast path; ``tests/transfer/test_fastschema.py`` fails when they drift apart.
+``transfer/format/fastschema.py`` restates ``RequestData`` and ``ResultData`` for the reader's
+fast path; ``tests/transfer/format/test_fastschema.py`` fails when they drift apart.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def rs_session(pg_urls) -> Iterator[Session]:
 @pytest.fixture
 def keys(tmp_path: Path) -> dict[str, Path]:
     """Fresh Ed25519 key pairs: keys[net] is the directory holding net's pair."""
-    from transfer.keys import generate_keypair
+    from transfer.format.keys import generate_keypair
 
     out = {}
     for net in ("request", "response"):

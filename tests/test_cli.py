@@ -127,7 +127,7 @@ def test_keys_generate_never_overwrites(tmp_path):
 def test_transfer_verify_passes_good_files_and_lists_every_failure(tmp_path, keys):
     env = demo_env(tmp_path, keys)
     from transfer.format import Record, write_batch
-    from transfer.keys import load_signing_key
+    from transfer.format.keys import load_signing_key
 
     key = load_signing_key(keys["request"] / "request.ed25519.pem")
     outbox = tmp_path / "out"

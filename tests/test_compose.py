@@ -595,8 +595,10 @@ def test_dockerfile_builds_from_the_lock_and_runs_ferry_unprivileged() -> None:
     syncs = [m.split() for m in re.findall(r"uv sync[^&;|]*", runs)]
     assert syncs and all({"--frozen", "--no-dev"} <= set(sync) for sync in syncs)
     assert any("--no-install-project" not in sync for sync in syncs)  # Ferry itself too
-    assert "sh transfer/build_native.sh --require" in runs  # verify's native checker, as make
-    assert "sh transfer/build_native.sh" in (ROOT / "Makefile").read_text()  # builds it
+    assert (
+        "sh transfer/format/build_native.sh --require" in runs
+    )  # verify's native checker, as make
+    assert "sh transfer/format/build_native.sh" in (ROOT / "Makefile").read_text()  # builds it
     final = steps[max(i for i, (instr, _) in enumerate(steps) if instr == "FROM") :]
     user = [rest for instr, rest in final if instr == "USER"]
     assert user and user[-1].split(":")[0] not in {"root", "0"}
@@ -634,7 +636,7 @@ def test_dockerignore_keeps_state_and_keys_out_and_the_source_in() -> None:
         ".pytest_cache/README.md",
         "deploy/request.env",
         "elsewhere/network.ed25519.pem",
-        "transfer/_linecheck.so",  # built for this host; the image builds its own
+        "transfer/format/_linecheck.so",  # built for this host; the image builds its own
     ):
         assert ignored(path, patterns), f"{path} would be sent to the build"
     wheel = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]

@@ -33,9 +33,9 @@ from request_network.models import (
 )
 from shared.db import utcnow
 from shared.records import ProfileTypeData, UserData
-from transfer import bulk
-from transfer.exchange import BulkHandler, RecordRefused
 from transfer.format import Record
+from transfer.protocol import bulk
+from transfer.protocol.exchange import BulkHandler, RecordRefused
 
 __all__ = ["HANDLERS", "apply_profile_types", "apply_results", "apply_users", "collect_results"]
 
@@ -124,7 +124,7 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     applied = {rec.id: data for rec, data in results if rec.id in fresh}
     completed = [rid for rid, data in applied.items() if data["status"] == "DONE"]
     failed = [rid for rid, data in applied.items() if data["status"] != "DONE"]
-    table = Request.__table__  # the rest runs behind the reader (see transfer.behind)
+    table = Request.__table__  # the rest runs behind the reader (see transfer.protocol.behind)
     done, bad = {"status": COMPLETED, "updated_at": now}, {"status": FAILED, "updated_at": now}
     bulk.update_in(session, table, "id", completed, done, defer=True)
     bulk.update_in(session, table, "id", failed, bad, defer=True)
@@ -170,7 +170,7 @@ def apply_profile_types(session: Session, records: list[Record], _batch_id: str)
     bulk.expire_loaded(session, ProfileType, [r["name"] for r in rows])
 
 
-# The handlers keep the session positional: `transfer.intake.BulkHandler` calls them as
+# The handlers keep the session positional: `transfer.protocol.intake.BulkHandler` calls them as
 # ``apply(session, records, batch_id)``.
 HANDLERS = {
     "result": BulkHandler(apply_results),

@@ -28,8 +28,10 @@ from request_network.models import (
 )
 from request_network.services.arrivals import HANDLERS
 from shared.db import utcnow
-from transfer import bulk, reexport
-from transfer.exchange import (
+from transfer.format import Limits, Record
+from transfer.format.spec import make_record
+from transfer.protocol import bulk, reexport
+from transfer.protocol.exchange import (
     ExportedBatch,
     ImportOutcome,
     Inbound,
@@ -37,8 +39,6 @@ from transfer.exchange import (
     export_records,
     import_inbox,
 )
-from transfer.format import Limits, Record
-from transfer.spec import make_record
 
 __all__ = [
     "HANDLERS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from response_network.api.deps import caller
 from response_network.models import AuditLog, Batch
-from transfer.operator_api import admin_batches_router, network_operator_router
+from transfer.operator.api import admin_batches_router, network_operator_router
 
 router = network_operator_router(
     operator_caller=caller("operator"), audit_model=AuditLog, batch_model=Batch

@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 from response_network.models import QUEUED, Batch, ImportedRequest, ProfileType, Result, User
 from response_network.services.result_records import result_items
 from shared.db import utcnow
-from transfer import bulk, reexport
-from transfer.exchange import (
+from transfer.format import Limits, Record
+from transfer.protocol import bulk, reexport
+from transfer.protocol.exchange import (
     BulkHandler,
     ExportedBatch,
     ImportOutcome,
@@ -31,7 +32,6 @@ from transfer.exchange import (
     export_records,
     import_inbox,
 )
-from transfer.format import Limits, Record
 
 __all__ = [
     "HANDLERS",
@@ -64,7 +64,7 @@ def apply_requests(session: Session, records: list[Record], batch_id: str) -> No
     bulk.expire_loaded(session, ImportedRequest, ids)
 
 
-# `apply_requests` keeps the session positional: `transfer.intake.BulkHandler` calls it as
+# `apply_requests` keeps the session positional: `transfer.protocol.intake.BulkHandler` calls it as
 # ``apply(session, records, batch_id)``.
 HANDLERS = {"request": BulkHandler(apply_requests)}
 

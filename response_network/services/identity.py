@@ -16,8 +16,8 @@ from shared import audit
 from shared.query_spec import ProfileRules
 from shared.records import ProfileTypeData, UserData
 from shared.security.passwords import hash_password
-from transfer.exchange import ExportedBatch, Outbound, export_records
 from transfer.format import Record
+from transfer.protocol.exchange import ExportedBatch, Outbound, export_records
 
 
 class IdentityError(ValueError):

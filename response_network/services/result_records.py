@@ -19,11 +19,11 @@ from typing import Any
 import orjson
 
 from shared.jsonutil import canonical
-from transfer import bulk
-from transfer.feed import ExportItem, record_budget
 from transfer.format import Limits, Record, record_line
-from transfer.spec import make_record
-from transfer.writer import EncodedRecord
+from transfer.format.spec import make_record
+from transfer.format.writer import EncodedRecord
+from transfer.protocol import bulk
+from transfer.protocol.feed import ExportItem, record_budget
 
 __all__ = ["result_items", "split_result"]
 

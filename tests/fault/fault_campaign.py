@@ -26,7 +26,7 @@ from fault_process import StepRun
 from fault_world import CYCLE, World
 from sqlalchemy import func, select
 
-from transfer.names import parse_batch_filename
+from transfer.format.names import parse_batch_filename
 
 DEFAULT_DURATION_S = 0.15  # a forked step's duration before one has been measured
 LATE_FACTOR = 1.15  # kill delays reach this far past the step's normal duration

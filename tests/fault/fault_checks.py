@@ -15,7 +15,7 @@ import orjson
 from fault_world import NETWORKS, PEER, World
 from sqlalchemy import select
 
-from transfer.names import parse_batch_filename
+from transfer.format.names import parse_batch_filename
 
 FINAL_REQUEST = {"COMPLETED", "FAILED"}
 FINAL_RESPONSE = {"DONE", "FAILED"}
@@ -229,7 +229,7 @@ def _writer_digests(world: World) -> dict[str, dict[str, str]]:
 def files(world: World) -> tuple[list[str], dict[str, int]]:
     """Every `*.jsonl` verifies (`ferry transfer verify`) or sits in quarantine with a reason;
     every one is a batch its writer recorded as sent; the inboxes are empty."""
-    from transfer.digest import file_digest
+    from transfer.format.digest import file_digest
 
     problems: list[str] = []
     litter: Counter[str] = Counter()

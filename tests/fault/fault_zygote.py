@@ -44,10 +44,10 @@ import sqlalchemy.dialects.sqlite  # noqa: F401
 import ferry.cli
 import request_network.jobs
 import response_network.jobs
-import transfer.carry
-import transfer.exchange
-import transfer.intake
-import transfer.writer
+import transfer.format.writer
+import transfer.operator.carry
+import transfer.protocol.exchange
+import transfer.protocol.intake
 from response_network.services import executor
 
 
@@ -88,17 +88,17 @@ def _kill_on_nth_call(module, name: str, n: int) -> None:
 #: Named fault points: each patches the product code in the child only.
 POINTS: dict[str, Callable[[], None]] = {
     # export: the batch file and its sidecar are published, the DB transaction not committed
-    "export.after_publish": lambda: _kill_after_call(transfer.exchange, "write_batch"),
+    "export.after_publish": lambda: _kill_after_call(transfer.protocol.exchange, "write_batch"),
     # export: the batch file is published but its sidecar is not written yet
-    "export.before_sidecar": lambda: _kill_on_call(transfer.writer, "write_file_atomically"),
+    "export.before_sidecar": lambda: _kill_on_call(transfer.format.writer, "write_file_atomically"),
     # export: the second batch file of a split export is being written
-    "export.second_file": lambda: _kill_on_nth_call(transfer.exchange, "write_batch", 2),
+    "export.second_file": lambda: _kill_on_nth_call(transfer.protocol.exchange, "write_batch", 2),
     # import: the records and the batch row are committed, the file not yet moved out of inbox
-    "import.before_move": lambda: _kill_on_call(transfer.intake, "_move"),
+    "import.before_move": lambda: _kill_on_call(transfer.protocol.intake, "_move"),
     # execute: requests claimed (RUNNING, committed), the search not yet run
     "execute.after_claim": lambda: _kill_on_call(executor, "execute"),
     # carry: the copy is published at the destination, the original not yet archived
-    "carry.before_archive": lambda: _kill_on_call(transfer.carry, "move_pair"),
+    "carry.before_archive": lambda: _kill_on_call(transfer.operator.carry, "move_pair"),
 }
 
 
@@ -138,7 +138,9 @@ def _trace_transactions(path: str) -> None:
     event.listen(Session, "after_begin", lambda *_: os.write(fd, b"B"))
     event.listen(Session, "after_commit", lambda *_: os.write(fd, b"C"))
     event.listen(Session, "after_rollback", lambda *_: os.write(fd, b"R"))
-    carry_one = transfer.carry._carry_one  # the carry has no DB: one file copied is its unit
+    carry_one = (
+        transfer.operator.carry._carry_one
+    )  # the carry has no DB: one file copied is its unit
 
     def traced_carry_one(*args, **kwargs):
         os.write(fd, b"B")
@@ -147,7 +149,7 @@ def _trace_transactions(path: str) -> None:
         finally:
             os.write(fd, b"C")
 
-    transfer.carry._carry_one = traced_carry_one
+    transfer.operator.carry._carry_one = traced_carry_one
 
 
 def _child(cmd: dict) -> None:  # pragma: no cover - runs in the forked child

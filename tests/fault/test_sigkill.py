@@ -47,8 +47,8 @@ def _seed() -> int:
 ORPHAN_BUG = (
     "PRODUCT BUG: an export SIGKILLed after write_batch() published its file (and sidecar) "
     "but before the caller's transaction committed leaves a complete, signed batch under "
-    "its final name with no batch row. transfer/exchange.py export_records() and "
-    "export_acks_if_due() publish through transfer/writer.py write_batch() inside the "
+    "its final name with no batch row. transfer/protocol/exchange.py export_records() and "
+    "export_acks_if_due() publish through transfer/format/writer.py write_batch() inside the "
     "transaction; the after_soft_rollback hook that would delete the file never runs on "
     "SIGKILL. The operator carries the orphan, the peer imports it, the re-export reuses the "
     "same seq with another batch_id: the peer quarantines one of the two as a replay/fork "

@@ -21,8 +21,8 @@ import pytest
 from request_api_helpers import JWT_SECRET, TEST_REDIS_URL, VALID_QUERY
 
 from shared.db import POOL_CAPACITY, transaction
+from tests.e2e.e2e_support import free_port
 from tests.test_cli import FERRY, clean_env
-from tests.test_transfer_cli import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

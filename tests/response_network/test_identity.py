@@ -33,8 +33,8 @@ from response_network.services.identity import (
 from shared.db import transaction
 from shared.security.passwords import hash_password, verify_password
 from tests.conftest import network_settings
-from transfer.config import inbound_from, outbound_from
-from transfer.exchange import ExportedBatch
+from transfer.protocol.config import inbound_from, outbound_from
+from transfer.protocol.exchange import ExportedBatch
 
 pytestmark = pytest.mark.postgres
 

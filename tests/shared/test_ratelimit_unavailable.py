@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 
@@ -12,16 +11,11 @@ import pytest
 import redis
 
 from shared.ratelimit import Policy, RateLimiter, RateLimiterUnavailable
+from tests.e2e.e2e_support import free_port
 
 pytestmark = pytest.mark.redis
 
 LIMITS = {"minute": 10, "hour": 100, "day": 1000}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_redis(port: int) -> subprocess.Popen:

@@ -19,7 +19,7 @@ from transfer.format import (
     verify_file,
     write_batch,
 )
-from transfer.keys import SigningKey
+from transfer.format.keys import SigningKey
 
 
 @pytest.fixture(scope="session")

@@ -24,12 +24,12 @@ from response_network import models as rs
 from response_network.services.exchange import HANDLERS as RS_HANDLERS
 from response_network.services.exchange import export_results, import_requests
 from shared.security.passwords import hash_password
-from transfer import acks
-from transfer.carry import carry
-from transfer.config import inbound_from, outbound_from
-from transfer.exchange import export_acks_if_due, import_file
 from transfer.format import Record, WrittenBatch, write_batch
-from transfer.keys import load_signing_key
+from transfer.format.keys import load_signing_key
+from transfer.operator.carry import carry
+from transfer.protocol import acks
+from transfer.protocol.config import inbound_from, outbound_from
+from transfer.protocol.exchange import export_acks_if_due, import_file
 
 QUERY = {"query": {"match": {"field": "title", "value": "ferry"}}, "size": 5}
 PROFILE = {

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.jsonutil import canonical
 from transfer.format import Record, signed_payload
-from transfer.keys import SigningKey
+from transfer.format.keys import SigningKey
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 SOURCE = "req"

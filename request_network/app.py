@@ -15,6 +15,7 @@ from request_network.api import (
 )
 from request_network.settings import RequestSettings, get_settings
 from shared.http import Admission, BodySizeLimit
+from shared.http_edge import SecurityHeaders
 from shared.problems import install_problem_handlers
 from transfer.operator.api import PREFIX as OPERATOR_PREFIX
 
@@ -33,4 +34,5 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
         max_bytes=app.state.settings.max_body_bytes,
         exempt_prefixes=(f"{OPERATOR_PREFIX}/inbox/",),
     )
+    app.add_middleware(SecurityHeaders, fastapi_app=app)  # outermost: on every reply
     return app

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -21,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import naming_metadata, utcnow
 from shared.models import (
+    AccountLockColumns,
     AuditColumns,
     BatchColumns,
     ProfileTypeColumns,
@@ -28,6 +30,7 @@ from shared.models import (
     Timestamp,
     UserColumns,
 )
+from shared.ratelimit import MAX_LIMIT
 
 # Request states. The stored `status` is PENDING until the answer arrives (COMPLETED or
 # FAILED); a PENDING request that a batch has carried out (it has a `RequestExport`) is
@@ -211,10 +214,22 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+def _limit_in_range(column: str) -> CheckConstraint:
+    """NULL (inherit) or an integer from 0 to the limiter's bound (`MAX_LIMIT`)."""
+    return CheckConstraint(
+        f'"{column}" IS NULL OR ("{column}" >= 0 AND "{column}" <= {MAX_LIMIT})',
+        name=f"{column}_in_range",
+    )
+
+
 class RateLimitOverride(Base):
-    """Custom limits an admin set for one user; None keeps the profile type's limit."""
+    """Custom limits an admin set for one user; None keeps the profile type's limit.
+
+    One row per user (the primary key); each limit is checked in the database too.
+    """
 
     __tablename__ = "rate_limit_overrides"
+    __table_args__ = tuple(_limit_in_range(w) for w in ("minute", "hour", "day"))
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     minute: Mapped[int | None] = mapped_column(Integer)
@@ -240,15 +255,10 @@ class RateLimitViolation(Base):
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
 
 
-class AccountLock(Base):
+class AccountLock(AccountLockColumns, Base):
     """Failed logins of an account and, once past the threshold, how long it stays locked."""
 
     __tablename__ = "account_locks"
-
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
-    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class AuditLog(AuditColumns, Base):

@@ -18,7 +18,6 @@ class RequestSettings(FerrySettings):
     peer_network_id: str = "response"
     page_size_max: int = 100
     response_cache_seconds: int = 300
-    max_body_bytes: int = 64 * 1024
 
     # Rate limits (DESIGN.md §4): ratios of the window's limit, grace length, Redis-down policy.
     rate_limit_soft_ratio: float = Field(default=0.8, gt=0, le=1)
@@ -30,11 +29,7 @@ class RequestSettings(FerrySettings):
     api_key_pepper: SecretStr = SecretStr("change-me")
     api_key_environment: Literal["live", "test"] = "live"
 
-    # Login protection.
-    login_max_failures: int = Field(default=5, ge=1)
-    login_lockout_minutes: int = Field(default=15, ge=1)
-    login_attempts_per_minute_per_ip: int = Field(default=20, ge=1)
-    login_attempts_per_minute_per_account: int = Field(default=10, ge=1)
+    # Login protection: see FerrySettings (shared with the response network).
 
     @model_validator(mode="after")
     def _refuse_placeholder_pepper(self) -> RequestSettings:

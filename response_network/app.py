@@ -6,8 +6,10 @@ from fastapi import FastAPI
 
 from response_network.api import auth, health, operator
 from response_network.settings import ResponseSettings, get_settings
-from shared.http import Admission
+from shared.http import Admission, BodySizeLimit
+from shared.http_edge import SecurityHeaders
 from shared.problems import install_problem_handlers
+from transfer.operator.api import PREFIX as OPERATOR_PREFIX
 
 
 def create_app(settings: ResponseSettings | None = None) -> FastAPI:
@@ -19,4 +21,10 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(operator.admin_router)
     app.add_middleware(Admission, **settings.admission())
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        exempt_prefixes=(f"{OPERATOR_PREFIX}/inbox/",),
+    )
+    app.add_middleware(SecurityHeaders, fastapi_app=app)  # outermost: on every reply
     return app

@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import naming_metadata, utcnow
 from shared.models import (
+    AccountLockColumns,
     AuditColumns,
     BatchColumns,
     ProfileTypeColumns,
@@ -36,6 +37,12 @@ class User(UserColumns, Base):
     __tablename__ = "users"
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     exported_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AccountLock(AccountLockColumns, Base):
+    """Failed logins of an account and, once past the threshold, how long it stays locked."""
+
+    __tablename__ = "account_locks"
 
 
 class ImportedRequest(Base):

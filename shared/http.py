@@ -1,16 +1,77 @@
 """ASGI guards: refuse request bodies over a size limit before they are parsed, and admit
-no more requests at once than the database pool can serve (the rest queue, then get 503)."""
+no more requests at once than the database pool can serve (the rest queue, then get 503).
+Also: who the client is behind trusted proxies, and the headers of replies with secrets."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
+from collections.abc import Iterable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from shared.problems import problem_response
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: On every reply that carries a token or a secret (RFC 6749 §5.1): never stored by a cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _ip(text: str) -> IPAddress | None:
+    """An address as a proxy writes it: bare, `[v6]`, `[v6]:port` or `v4:port`; an
+    IPv4-mapped IPv6 address is its IPv4 address. None when it is not an address."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        found = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is not None:
+        return found.ipv4_mapped
+    return found
+
+
+def _is_trusted(address: IPAddress, trusted: Iterable[IPNetwork]) -> bool:
+    return any(address in network for network in trusted)
+
+
+def client_address(request_or_scope: Any, trusted: Iterable[IPNetwork]) -> str:
+    """The client's address for per-address limits: the TCP peer's, unless the peer is a
+    trusted proxy. Then `X-Forwarded-For` is walked from the right (the hop nearest to us),
+    skipping trusted proxies, and the first untrusted address is the client. A malformed
+    entry ends the walk: the last good hop (a trusted proxy, or the peer) stands for the
+    client, since nothing left of it can be believed. Never raises.
+
+    `request_or_scope` is a Starlette request or an ASGI scope.
+    """
+    scope = getattr(request_or_scope, "scope", request_or_scope)
+    peer = scope.get("client") or ("unknown", 0)
+    address = _ip(str(peer[0]))
+    trusted = tuple(trusted)
+    if address is None:
+        return str(peer[0])  # not an IP (a test client's name, a Unix socket): as it is
+    if not trusted or not _is_trusted(address, trusted):
+        return str(address)
+    values = [v for k, v in scope.get("headers") or () if k.lower() == b"x-forwarded-for"]
+    hops = b",".join(values).decode("latin-1").split(",") if values else []
+    last_good = address
+    for hop in reversed(hops):
+        found = _ip(hop)
+        if found is None:
+            break
+        if not _is_trusted(found, trusted):
+            return str(found)
+        last_good = found
+    return str(last_good)
 
 
 class BodyTooLarge(HTTPException):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import utcnow
@@ -92,6 +92,16 @@ class UserColumns:
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 
 
+class AccountLockColumns:
+    """Failed logins of an account and, once past the threshold, how long it stays locked
+    (`shared.security.login_flow`). Both networks keep their users in a `users` table."""
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 class ProfileTypeColumns:
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     index: Mapped[str] = mapped_column(String(255))
@@ -104,6 +114,7 @@ class ProfileTypeColumns:
 
 
 __all__ = [
+    "AccountLockColumns",
     "AuditColumns",
     "BatchColumns",
     "ProfileTypeColumns",

@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.ratelimit.policy import MAX_LIMIT
+
 __all__ = [
     "ACK_TYPE",
     "RECORD_MODELS",
@@ -35,6 +37,7 @@ __all__ = [
     "AckData",
     "ProfileTypeData",
     "RateLimitOverrides",
+    "RateLimitValue",
     "RateLimits",
     "RecordLike",
     "RequestData",
@@ -99,12 +102,17 @@ class RateLimits(_Data):
     day: NonNegativeInt
 
 
+#: One window's limit as a user's own limits and the admin API take it: an integer from 0 to
+#: the limiter's bound (a larger one would make every check of that user fail).
+RateLimitValue = Annotated[StrictInt, Field(ge=0, le=MAX_LIMIT)]
+
+
 class RateLimitOverrides(_Data):
     """A user's own limits; ``None`` means "use the profile type's"."""
 
-    minute: NonNegativeInt | None = None
-    hour: NonNegativeInt | None = None
-    day: NonNegativeInt | None = None
+    minute: RateLimitValue | None = None
+    hour: RateLimitValue | None = None
+    day: RateLimitValue | None = None
 
 
 class RequestData(_Data):

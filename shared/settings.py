@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db import POOL_SIZE
@@ -39,6 +39,18 @@ class FerrySettings(BaseSettings):
     jwt_audience: str = "ferry-api"
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+
+    # Login protection (DESIGN.md §4): attempts per client address and per account in a
+    # one-minute window, and the lockout after repeated failures.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+    login_attempts_per_minute_per_ip: int = Field(default=20, ge=1)
+    login_attempts_per_minute_per_account: int = Field(default=10, ge=1)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks, e.g.
+    # '["10.0.0.0/8"]'); none by default, so the client address is the TCP peer's.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Largest request body either API reads (413 past it); batch uploads have their own limit.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     batch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     batch_max_records: int = Field(default=10_000, ge=1)

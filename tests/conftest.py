@@ -61,6 +61,17 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         )
 
 
+# Databases are named per run, so two test runs on one machine never drop each other's.
+RUN_SUFFIX = os.environ.get("PYTEST_XDIST_WORKER", "main") + f"_{os.getpid()}"
+
+
+def _drop_database(name: str) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def _fresh_database(name: str) -> str:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -71,16 +82,17 @@ def _fresh_database(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_urls() -> dict[str, str]:
+def pg_urls() -> Iterator[dict[str, str]]:
     """Migrated PostgreSQL databases for both networks, made fresh for this test run."""
     from shared.migrate import upgrade
 
-    suffix = os.environ.get("PYTEST_XDIST_WORKER", "main")
     urls = {}
     for net in ("request", "response"):
-        urls[net] = _fresh_database(f"ferry_test_{net}_{suffix}")
+        urls[net] = _fresh_database(f"ferry_test_{net}_{RUN_SUFFIX}")
         upgrade(net, urls[net])
-    return urls
+    yield urls
+    for url in urls.values():
+        _drop_database(make_url(url).database)
 
 
 def _rollback_session(url: str) -> Iterator[Session]:

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Response, status
 from request_network.api.auth_schemas import ApiKeyCreated, ApiKeyOut, ApiKeyPage, CreateApiKey
 from request_network.api.deps import UserDep
 from request_network.services import api_keys
+from shared.http import NO_STORE
+from shared.validation import ApiKeyId
 
 router = APIRouter(tags=["api-keys"])
 
@@ -17,8 +19,9 @@ router = APIRouter(tags=["api-keys"])
     response_model=ApiKeyCreated,
     responses={403: {}, 409: {}, 503: {}},
 )
-def create_key(body: CreateApiKey, caller: UserDep) -> ApiKeyCreated:
+def create_key(body: CreateApiKey, caller: UserDep, response: Response) -> ApiKeyCreated:
     """Issue a key. It is in this reply only: Ferry stores an HMAC of it, never the key."""
+    response.headers.update(NO_STORE)
     with caller.unit() as unit:
         key, secret = api_keys.create_key(
             caller.settings,
@@ -41,7 +44,7 @@ def list_keys(caller: UserDep) -> ApiKeyPage:
 
 
 @router.delete("/api/v1/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_key(key_id: str, caller: UserDep) -> Response:
+def revoke_key(key_id: ApiKeyId, caller: UserDep) -> Response:
     """Revoke one of your keys; it stops working on the next call."""
     with caller.unit() as unit:
         api_keys.revoke_key(caller.cache, session=unit.session, user=unit.user, key_id=key_id)

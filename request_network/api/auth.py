@@ -11,14 +11,11 @@ from request_network.api.auth_schemas import Me
 from request_network.api.deps import AnyoneDep, UserDep
 from request_network.api.schemas import Token
 from request_network.services import auth
+from shared.http import NO_STORE, client_address
 from shared.problems import Problem, problem_response
-from shared.security.passwords import MAX_PASSWORD_BYTES
+from shared.security.login_flow import refuse_long_password
 
 router = APIRouter(tags=["auth"])
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.post(
@@ -28,17 +25,13 @@ def client_address(request: Request) -> str:
 )
 def login(
     request: Request,
+    response: Response,
     caller: AnyoneDep,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=256)],
 ) -> dict | JSONResponse:
-    if len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise Problem(
-            422,
-            "Invalid request",
-            f"password is longer than {MAX_PASSWORD_BYTES} bytes",
-            errors=[{"loc": "body.password", "msg": "too long"}],
-        )
+    """A bearer token for a username and password (throttled per client and per account)."""
+    refuse_long_password(password)
     with caller.unit() as unit:
         result = auth.login(
             caller.settings,
@@ -46,7 +39,7 @@ def login(
             session=unit.session,
             username=username,
             password=password,
-            client=client_address(request),
+            client=client_address(request, caller.settings.trusted_proxies),
         )
     if result.refusal is not None:
         # Returned, not raised: the transaction committed a lock and its audit row.
@@ -54,6 +47,7 @@ def login(
         return problem_response(
             p.status, p.title, p.detail, instance=request.url.path, headers=p.headers
         )
+    response.headers.update(NO_STORE)
     return result.token
 
 

@@ -39,6 +39,7 @@ from shared.ratelimit import (
     decision_headers,
     policy_header,
 )
+from shared.validation import DateTimeText, PageLimit, PageOffset, UserId
 
 router = APIRouter(tags=["rate-limits"])
 
@@ -198,12 +199,12 @@ def my_rate_limits(caller: UserDep) -> RateLimitStatus:
 @router.get("/api/v1/admin/rate-limits/violations", response_model=RateLimitViolationPage)
 def list_violations(
     caller: AdminDep,
-    user_id: str | None = None,
+    user_id: Annotated[UserId | None, Query()] = None,
     window: Literal["minute", "hour", "day"] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[DateTimeText | None, Query()] = None,
+    until: Annotated[DateTimeText | None, Query()] = None,
+    limit: Annotated[PageLimit, Query()] = 50,
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> RateLimitViolationPage:
     with caller.unit() as unit:
         rows, total = rate_limits.list_violations(
@@ -235,22 +236,27 @@ def list_violations(
 
 
 @router.get("/api/v1/admin/rate-limits/{user_id}", response_model=RateLimitStatus)
-def user_rate_limits(user_id: str, caller: AdminDep) -> RateLimitStatus:
+def user_rate_limits(user_id: UserId, caller: AdminDep) -> RateLimitStatus:
     with caller.unit() as unit:
         user = rate_limits.get_user(user_id, session=unit.session)
         return _status_out(unit.session, user, _limiter(caller), admin=True)
 
 
 @router.delete("/api/v1/admin/rate-limits/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def reset_rate_limits(user_id: str, caller: AdminDep) -> Response:
+def reset_rate_limits(user_id: UserId, caller: AdminDep) -> Response:
     with caller.unit() as unit:
         user = rate_limits.get_user(user_id, session=unit.session)
         rate_limits.reset(user, _limiter(caller), session=unit.session, actor=unit.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/api/v1/admin/users/{user_id}/rate-limits", response_model=RateLimitStatus)
-def set_rate_limits(user_id: str, body: SetRateLimits, caller: AdminDep) -> RateLimitStatus:
+@router.put(
+    "/api/v1/admin/users/{user_id}/rate-limits",
+    response_model=RateLimitStatus,
+    responses={404: {}, 409: {}},
+)
+def set_rate_limits(user_id: UserId, body: SetRateLimits, caller: AdminDep) -> RateLimitStatus:
+    """Set a user's custom limits (each 0 to `MAX_LIMIT`, or null to inherit); audited."""
     with caller.unit() as unit:
         user = rate_limits.get_user(user_id, session=unit.session)
         rate_limits.set_override(

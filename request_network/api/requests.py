@@ -20,6 +20,7 @@ from request_network.api.schemas import (
 )
 from request_network.models import Request
 from request_network.services import rate_limits, requests
+from shared.validation import PageLimit, PageOffset, RequestId
 
 router = APIRouter(tags=["requests"])
 
@@ -82,8 +83,8 @@ router.add_api_route(
 @router.get("/api/v1/requests", response_model=RequestPage)
 def list_requests(
     caller: UserDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[PageLimit, Query()] = 20,
+    offset: Annotated[PageOffset, Query()] = 0,
 ) -> RequestPage:
     with caller.reads() as unit:
         rows, total = requests.list_own(
@@ -96,13 +97,13 @@ def list_requests(
 
 
 @router.get("/api/v1/requests/{request_id}", response_model=RequestOut)
-def get_request(request_id: str, caller: UserDep) -> RequestOut:
+def get_request(request_id: RequestId, caller: UserDep) -> RequestOut:
     with caller.reads() as unit:
         return _out(requests.get_own(unit.user, request_id, session=unit.session))
 
 
 @router.get("/api/v1/requests/{request_id}/response", response_model=ResponseOut)
-def get_response(request_id: str, caller: UserDep) -> dict:
+def get_response(request_id: RequestId, caller: UserDep) -> dict:
     with caller.reads() as unit:
         return requests.get_response(
             unit.user,

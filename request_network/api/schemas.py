@@ -7,14 +7,29 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.ratelimit import MAX_LIMIT
+from shared.validation import json_int
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class SubmitRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "profile_type": "articles",
+                    "query": {"query": {"match": {"field": "title", "value": "ferry"}}, "size": 10},
+                }
+            ]
+        },
+    )
+
     profile_type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")
-    query: dict[str, Any]
+    query: dict[str, Any] = Field(description="A query in Ferry's query spec (shared/query_spec)")
 
 
 class Accepted(BaseModel):
@@ -70,9 +85,6 @@ class Health(BaseModel):
 
 # Rate limits --------------------------------------------------------------------------
 
-MAX_RATE_LIMIT = 10_000_000
-RateLimitValue = Annotated[int | None, Field(default=None, ge=0, le=MAX_RATE_LIMIT)]
-
 
 class RateLimitWindow(BaseModel):
     """One window: the limit, where it came from, the sliding count and what comes next."""
@@ -110,12 +122,22 @@ class RateLimitStatus(BaseModel):
     override: RateLimitOverrideOut | None = None
 
 
-class SetRateLimits(Strict):
-    """Custom limits for one user; a window left null keeps the inherited limit."""
+# `shared.records.RateLimitValue`'s bounds, as JSON numbers (12944.0 is the integer 12944).
+ApiRateLimit = json_int(0, MAX_LIMIT)
 
-    minute: RateLimitValue = None
-    hour: RateLimitValue = None
-    day: RateLimitValue = None
+
+class SetRateLimits(Strict):
+    """Custom limits for one user; a window left null keeps the inherited limit.
+
+    A window's limit has the bounds of `shared.records.RateLimitValue`, the type a replicated
+    user's own limits take: an integer from 0 to the limiter's bound
+    `shared.ratelimit.MAX_LIMIT`, which the OpenAPI schema shows (a JSON number with no
+    fraction, like 100.0, is that integer; a string or boolean is refused).
+    """
+
+    minute: ApiRateLimit | None = None
+    hour: ApiRateLimit | None = None
+    day: ApiRateLimit | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 

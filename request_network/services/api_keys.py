@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from request_network.models import ApiKey, AuditLog, User
@@ -78,7 +79,12 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     """A new key for `user`; returns the row and the key, which is never retrievable again.
 
-    Fails closed (503) without Redis, as DESIGN.md §4 requires of key issuing.
+    Fails closed (503) without Redis, as DESIGN.md §4 requires of key issuing. At most
+    `MAX_ACTIVE_KEYS_PER_USER` active keys, however many creates race: the owner's row is
+    locked first (PostgreSQL), so one user's creates run one after another, and the new key
+    is inserted before the active keys are counted, so on SQLite (where the row lock is a
+    no-op) the insert holds the database's one write lock while the count sees every key
+    committed before it. Over the cap, the 409 rolls the new key back.
     """
     if not redis_ok(cache):
         log.warning("API key refused: Redis is unreachable (key issuing fails closed)")
@@ -92,21 +98,7 @@ def create_key(
         raise Problem(
             403, "Forbidden", f"the {user.role} role cannot grant these scopes: {', '.join(beyond)}"
         )
-    active = session.execute(
-        select(func.count())
-        .select_from(ApiKey)
-        .where(
-            ApiKey.user_id == user.id,
-            ApiKey.revoked_at.is_(None),
-            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
-        )
-    ).scalar_one()
-    if active >= MAX_ACTIVE_KEYS_PER_USER:
-        raise Problem(
-            409,
-            "Too many API keys",
-            f"you already have {active} active keys (the most allowed); revoke one first",
-        )
+    _lock_owner(user.id, session=session)
     parsed = generate_key(settings.api_key_environment)
     now = utcnow()
     key = ApiKey(
@@ -120,7 +112,17 @@ def create_key(
         expires_at=now + timedelta(days=expires_in_days),
     )
     session.add(key)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # a key id (60 random bits) drawn twice: nothing is stored
+        raise Problem(409, "Conflict", "the new key clashed with a stored one; try again") from None
+    active = _active_keys(user.id, session=session)  # this new key included
+    if active > MAX_ACTIVE_KEYS_PER_USER:
+        raise Problem(  # the entry point rolls the new key back
+            409,
+            "Too many API keys",
+            f"you already have {active - 1} active keys (the most allowed); revoke one first",
+        )
     audit.record(
         session,
         AuditLog,
@@ -130,6 +132,24 @@ def create_key(
         detail={"name": name, "scopes": wanted, "expires_at": key.expires_at},
     )
     return key, parsed.key
+
+
+def _lock_owner(user_id: str, *, session: Session) -> None:
+    """Lock the user's row until the transaction ends (FOR NO KEY UPDATE: other writers of
+    the row wait, rows that merely reference it do not). SQLite has no row locks: no-op."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+
+
+def _active_keys(user_id: str, *, session: Session) -> int:
+    return session.execute(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(
+            ApiKey.user_id == user_id,
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
+        )
+    ).scalar_one()
 
 
 def list_keys(*, session: Session, user: User) -> list[ApiKey]:
@@ -147,7 +167,9 @@ def revoke_key(cache: redis.Redis, *, session: Session, user: User, key_id: str)
 
     The database column is authoritative and always written; the Redis mark is best effort
     (a revocation must not wait for Redis) and is set before the commit, so a failed commit
-    can only leave a key more revoked than recorded, never less.
+    can only leave a key more revoked than recorded, never less. The column is set by one
+    conditional UPDATE (``WHERE revoked_at IS NULL``): of many revocations racing, exactly
+    one changes the row, and only that one is audited.
     """
     key = session.execute(
         select(ApiKey).where(ApiKey.key_id == key_id, ApiKey.user_id == user.id)
@@ -158,9 +180,12 @@ def revoke_key(cache: redis.Redis, *, session: Session, user: User, key_id: str)
         mark_key_revoked(cache, key.key_id, key.expires_at)
     except redis.RedisError:
         log.warning("API key %s revoked in the database only: Redis is unreachable", key_id)
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
-        session.flush()
+    revoked = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if revoked.rowcount == 1:
         audit.record(
             session,
             AuditLog,

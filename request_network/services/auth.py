@@ -1,7 +1,8 @@
 """Login, access tokens and account locks for the request network.
 
-Login never tells whether an account exists: every username is throttled, counted, locked
-out and answered alike, and an unknown one costs the same bcrypt work (a dummy verify).
+Login is `shared.security.login_flow` over this network's tables: never telling whether an
+account exists, throttled per client address and per account, locked out after repeated
+failures, audited.
 
 Without Redis, login and logout fail closed (503): no new session starts, and a logout that
 cannot be recorded says so instead of pretending. Checking a bearer token against the `jti`
@@ -14,12 +15,10 @@ and submissions follow the rate limiter's own fail-open setting).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from request_network.models import AccountLock, AuditLog, User
@@ -27,71 +26,21 @@ from request_network.settings import RequestSettings
 from shared import audit
 from shared.db import utcnow
 from shared.problems import Problem
+from shared.security import login_flow
 from shared.security.clock import seconds_until
-from shared.security.login_guard import LoginGuard, LoginLimits
-from shared.security.passwords import verify_password
+from shared.security.login_flow import LoginResult, unauthorized, unavailable
+from shared.security.login_guard import LoginGuard
 from shared.security.revocation import deny_token, token_denied
-from shared.security.tokens import InvalidToken, TokenClaims, decode_token, issue_token
+from shared.security.tokens import InvalidToken, TokenClaims, decode_token
+
+__all__ = ["LoginResult", "unauthorized", "unavailable"]
 
 log = logging.getLogger("ferry.auth")
-BEARER = {"WWW-Authenticate": "Bearer"}
-SERVICE_RETRY_SECONDS = 30
-
-
-def unauthorized(detail: str) -> Problem:
-    return Problem(401, "Unauthorized", detail, headers=BEARER)
-
-
-def unavailable(what: str) -> Problem:
-    return Problem(
-        503,
-        "Service unavailable",
-        f"{what} is unavailable: the session store (Redis) cannot be reached; try again shortly",
-        headers={"Retry-After": str(SERVICE_RETRY_SECONDS)},
-    )
-
-
-def _bad_login() -> Problem:
-    return unauthorized("incorrect username or password")
-
-
-def _too_many_attempts(wait: int) -> Problem:
-    return Problem(
-        429,
-        "Too many login attempts",
-        "too many login attempts from this client or for this username; wait and try again",
-        headers={"Retry-After": str(wait)},
-    )
-
-
-def _locked_out(wait: int) -> Problem:
-    return Problem(
-        429,
-        "Login temporarily locked",
-        "too many failed logins for this username; try again later or ask an administrator",
-        headers={"Retry-After": str(wait)},
-    )
+ACCOUNTS = login_flow.Accounts(user=User, lock=AccountLock, audit=AuditLog)
 
 
 def login_guard(settings: RequestSettings, cache: redis.Redis) -> LoginGuard:
-    return LoginGuard(
-        cache,
-        LoginLimits(
-            per_client_per_minute=settings.login_attempts_per_minute_per_ip,
-            per_account_per_minute=settings.login_attempts_per_minute_per_account,
-            max_failures=settings.login_max_failures,
-            lockout_seconds=settings.login_lockout_minutes * 60,
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class LoginResult:
-    """A token, or the refusal to send. A refusal is returned, not raised, so that the
-    caller's transaction still commits what it recorded (a lock and its audit row)."""
-
-    token: dict[str, Any] | None = None
-    refusal: Problem | None = None
+    return login_flow.login_guard(settings, cache, ACCOUNTS)
 
 
 def login(
@@ -103,93 +52,16 @@ def login(
     password: str,
     client: str,
 ) -> LoginResult:
-    guard = login_guard(settings, cache)
-    try:
-        wait = guard.count_attempt(client=client, username=username)
-        if wait:
-            raise _too_many_attempts(wait)
-        redis_lock = guard.locked_for(username)
-    except redis.RedisError:
-        log.warning("login refused: Redis is unreachable (login fails closed)")
-        raise unavailable("login") from None
-
-    found = session.execute(
-        select(User, AccountLock)
-        .outerjoin(AccountLock, AccountLock.user_id == User.id)
-        .where(User.username == username)
-    ).one_or_none()
-    user, lock = (found[0], found[1]) if found else (None, None)
-    ok = verify_password(
-        password, user.password_hash if user else None, rounds=settings.bcrypt_rounds
+    """`shared.security.login_flow.login` over the request network's tables."""
+    return login_flow.login(
+        settings,
+        cache,
+        ACCOUNTS,
+        session=session,
+        username=username,
+        password=password,
+        client=client,
     )
-    locked_for = max(redis_lock, seconds_until(lock.locked_until if lock else None))
-    if locked_for:
-        return LoginResult(refusal=_locked_out(locked_for))
-
-    try:
-        if ok and user is not None and user.active:
-            guard.clear(username)
-            if lock is not None and (lock.failures or lock.locked_until is not None):
-                lock.failures, lock.locked_until, lock.updated_at = 0, None, utcnow()
-            return LoginResult(token=_issue(settings, user))
-        failures = guard.record_failure(username)
-        if failures < settings.login_max_failures:
-            return LoginResult(refusal=_bad_login())
-        # Exactly one attempt sees the threshold itself (INCR is atomic): it locks.
-        seconds = guard.lock(username) if failures == settings.login_max_failures else 0
-    except redis.RedisError:
-        log.warning("login refused: Redis is unreachable (login fails closed)")
-        raise unavailable("login") from None
-    if seconds and user is not None:
-        _lock_account(
-            user, lock, session=session, failures=failures, seconds=seconds, client=client
-        )
-    if seconds:
-        log.warning("login locked out after %d failures", failures)
-    return LoginResult(refusal=_locked_out(seconds or settings.login_lockout_minutes * 60))
-
-
-def _lock_account(
-    user: User,
-    lock: AccountLock | None,
-    *,
-    session: Session,
-    failures: int,
-    seconds: int,
-    client: str,
-) -> None:
-    now = utcnow()
-    if lock is None:
-        lock = AccountLock(user_id=user.id)
-        session.add(lock)
-    lock.failures, lock.updated_at = failures, now
-    lock.locked_until = now + timedelta(seconds=seconds)
-    session.flush()
-    audit.record(
-        session,
-        AuditLog,
-        actor="system",
-        action="account.locked",
-        target=user.id,
-        detail={
-            "username": user.username,
-            "failures": failures,
-            "locked_until": lock.locked_until,
-            "client": client,
-        },
-    )
-
-
-def _issue(settings: RequestSettings, user: User) -> dict[str, Any]:
-    token, exp = issue_token(
-        subject=user.id,
-        role=user.role,
-        secret=settings.jwt_secret.get_secret_value(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        minutes=settings.access_token_minutes,
-    )
-    return {"access_token": token, "token_type": "bearer", "expires_at": exp.isoformat()}
 
 
 # Tokens ---------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 Limits per window, first set wins: an admin's `RateLimitOverride` > the user's own
 `User.rate_limits` (replicated from the authority) > the profile type's `rate_limits`.
+Every limit is at most the limiter's bound `MAX_LIMIT`: the admin API's schema, the
+replicated records and a CHECK on the override table refuse more, and a stored value out of
+range anyway is clamped or skipped when read (`_usable`), never a 500.
 
 A submission is validated first and charged second: `submit_within_limits` checks the
 profile type and the query (a bad one is a 422 that costs no quota), charges the limiter,
@@ -13,9 +16,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from request_network.models import (
@@ -35,6 +40,7 @@ from shared.metrics import RATELIMIT_DECISIONS, RATELIMIT_REDIS_UNAVAILABLE
 from shared.problems import Problem
 from shared.ratelimit import (
     BLOCKED,
+    MAX_LIMIT,
     WINDOWS,
     Decision,
     Policy,
@@ -106,10 +112,47 @@ def effective_limits(user: User, *, session: Session) -> Limits:
     for window in WINDOWS:
         values[window], sources[window] = 0, "none"  # no limit known: nothing is allowed
         for source, layer in layers:
-            if layer.get(window) is not None:
-                values[window], sources[window] = int(layer[window]), source
+            value = _usable(layer.get(window), user.id, source, window)
+            if value is not None:
+                values[window], sources[window] = value, source
                 break
     return Limits(values, sources, profile)
+
+
+def _usable(value: Any, user_id: str, source: str, window: str) -> int | None:
+    """A stored limit as the limiter can take it, or None to fall through to the next layer.
+
+    Every write path bounds a limit (`MAX_LIMIT`); a value stored past them (a row older
+    than the bound, a hand edit) must not turn every submission of the user into a 500.
+    Above the bound: clamped to it, since whoever set it meant "at least this much" and the
+    bound is far above any real quota (falling through could leave the user far lower, at
+    the profile type's limit). Not a non-negative integer: it says nothing usable, so it is
+    ignored and the next layer decides. Either way a warning is logged, once per value.
+    """
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        _warn_stored_limit(user_id, source, window, repr(value), "ignored")
+        return None
+    if value > MAX_LIMIT:
+        _warn_stored_limit(user_id, source, window, repr(value), f"clamped to {MAX_LIMIT}")
+        return MAX_LIMIT
+    return value
+
+
+@lru_cache(maxsize=1024)  # once per stored value, not on every submission
+def _warn_stored_limit(user_id: str, source: str, window: str, value: str, action: str) -> None:
+    log.warning(
+        "stored %s limit %s of user %s (from %s) is out of range 0..%d: %s",
+        window,
+        value,
+        user_id,
+        source,
+        MAX_LIMIT,
+        action,
+    )
 
 
 @dataclass(frozen=True)
@@ -218,8 +261,26 @@ def reset(user: User, limiter: RateLimiter, *, session: Session, actor: str) -> 
 def set_override(
     user: User, *, session: Session, limits: dict[str, int | None], reason: str, actor: str
 ) -> RateLimitOverride:
-    """Set custom limits for one user (None keeps the inherited limit); audited."""
-    row = session.get(RateLimitOverride, user.id)
+    """Set custom limits for one user (None keeps the inherited limit); audited.
+
+    One row per user (its primary key), and changes that race apply one after another: the
+    user's row is locked before the override is read (PostgreSQL), so each audit row's
+    "before" is what the change before it left. Where the lock is a no-op (SQLite), two
+    first overrides racing to insert the one row make the second a 409, never a 500.
+    """
+    bad = [w for w in WINDOWS if not _in_range(limits.get(w))]
+    if bad:
+        raise Problem(
+            422,
+            "Invalid request",
+            f"invalid fields: {', '.join(f'body.{w}' for w in bad)}",
+            errors=[
+                {"loc": f"body.{w}", "msg": f"must be an integer from 0 to {MAX_LIMIT} or null"}
+                for w in bad
+            ],
+        )
+    session.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    row = session.get(RateLimitOverride, user.id, populate_existing=True)
     before = {w: getattr(row, w) for w in WINDOWS} if row else None
     if row is None:
         row = RateLimitOverride(user_id=user.id)
@@ -227,7 +288,12 @@ def set_override(
     for window in WINDOWS:
         setattr(row, window, limits.get(window))
     row.reason, row.set_by, row.set_at = reason, actor, utcnow()
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Problem(
+            409, "Conflict", "the user's limits were changed at the same time; try again"
+        ) from None
     record(
         session,
         AuditLog,
@@ -237,6 +303,12 @@ def set_override(
         detail={"before": before, "after": {w: limits.get(w) for w in WINDOWS}, "reason": reason},
     )
     return row
+
+
+def _in_range(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_LIMIT
+    )
 
 
 def get_override(user: User, *, session: Session) -> RateLimitOverride | None:

@@ -1,38 +1,46 @@
-"""Login for the response network's own operators and admins (it is the user authority)."""
+"""Login for the response network's own operators and admins (it is the user authority).
+
+Login is `shared.security.login_flow` over this network's tables, as on the request network:
+never telling whether an account exists, throttled per client address and per account,
+locked out after repeated failures (an `AccountLock` row and Redis), audited, and refused
+with a 503 while Redis cannot be reached. Its Redis counters live under their own prefix.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import redis
 from sqlalchemy.orm import Session
 
-from response_network.models import User
+from response_network.models import AccountLock, AuditLog, User
 from response_network.settings import ResponseSettings
-from shared.problems import Problem
-from shared.security.passwords import verify_password
-from shared.security.tokens import InvalidToken, decode_token, issue_token
+from shared.security import login_flow
+from shared.security.login_flow import LoginResult, unauthorized
+from shared.security.tokens import InvalidToken, decode_token
+
+ACCOUNTS = login_flow.Accounts(
+    user=User, lock=AccountLock, audit=AuditLog, key_prefix="auth:response:login:"
+)
 
 
-def _unauthorized(detail: str) -> Problem:
-    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
-
-
-def login(settings: ResponseSettings, *, session: Session, username: str, password: str) -> dict:
-    """Same reply and the same bcrypt work whether or not the account exists."""
-    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    ok = verify_password(
-        password, user.password_hash if user else None, rounds=settings.bcrypt_rounds
+def login(
+    settings: ResponseSettings,
+    cache: redis.Redis,
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    client: str,
+) -> LoginResult:
+    """`shared.security.login_flow.login` over the response network's tables."""
+    return login_flow.login(
+        settings,
+        cache,
+        ACCOUNTS,
+        session=session,
+        username=username,
+        password=password,
+        client=client,
     )
-    if not ok or user is None or not user.active:
-        raise _unauthorized("incorrect username or password")
-    token, exp = issue_token(
-        subject=user.id,
-        role=user.role,
-        secret=settings.jwt_secret.get_secret_value(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        minutes=settings.access_token_minutes,
-    )
-    return {"access_token": token, "token_type": "bearer", "expires_at": exp.isoformat()}
 
 
 def user_for_token(settings: ResponseSettings, token: str, *, session: Session) -> User:
@@ -44,8 +52,8 @@ def user_for_token(settings: ResponseSettings, token: str, *, session: Session) 
             audience=settings.jwt_audience,
         )
     except InvalidToken:
-        raise _unauthorized("invalid or expired token") from None
+        raise unauthorized("invalid or expired token") from None
     user = session.get(User, claims.sub)
     if user is None or not user.active:
-        raise _unauthorized("unknown or inactive user")
+        raise unauthorized("unknown or inactive user")
     return user

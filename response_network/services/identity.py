@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from response_network.models import AuditLog, Batch, ProfileType, User
 from shared import audit
+from shared.db import is_postgres
 from shared.query_spec import ProfileRules
 from shared.records import ProfileTypeData, UserData
 from shared.security.passwords import hash_password
@@ -22,6 +25,12 @@ from transfer.protocol.exchange import ExportedBatch, Outbound, export_records
 
 class IdentityError(ValueError):
     pass
+
+
+#: The advisory lock that serialises profile-type loads (a stable signed 64-bit id).
+_LOAD_LOCK = int.from_bytes(
+    hashlib.sha256(b"ferry.response.profile_types.load").digest()[:8], "big", signed=True
+)
 
 
 def create_user(
@@ -60,7 +69,10 @@ def create_user(
         version=1,
     )
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same username created meanwhile (the unique constraint)
+        raise IdentityError(f"user {username!r} already exists") from None
     audit.record(
         session,
         AuditLog,
@@ -78,7 +90,14 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def load_profile_types(path: Path, *, session: Session, actor: str = "cli") -> list[ProfileType]:
-    """Create or update profile types from a JSON list; all or nothing."""
+    """Create or update profile types from a JSON list; all or nothing.
+
+    Loads run one at a time (a PostgreSQL advisory lock held to the end of the transaction),
+    so each reads what the one before committed: a changed type's version always goes up,
+    and no change is lost to a concurrent load that would otherwise write the same version
+    (and never be exported). Where there is no such lock (SQLite), a type created meanwhile
+    makes this load an `IdentityError`, not a crash.
+    """
     try:
         raw: Any = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -91,10 +110,12 @@ def load_profile_types(path: Path, *, session: Session, actor: str = "cli") -> l
             items.append(ProfileTypeData.model_validate(item))
         except ValidationError as exc:
             raise IdentityError(f"{path}: item {i}: {_first_error(exc)}") from None
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOAD_LOCK})
     loaded = []
     for data in items:
         values = data.model_dump(mode="json")
-        current = session.get(ProfileType, data.name)
+        current = session.get(ProfileType, data.name, populate_existing=True)
         if current is None:
             current = ProfileType(version=1, exported_version=0, **values)
             session.add(current)
@@ -103,7 +124,10 @@ def load_profile_types(path: Path, *, session: Session, actor: str = "cli") -> l
                 setattr(current, k, v)
             current.version += 1
         loaded.append(current)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        raise IdentityError(f"{path}: profile types were created meanwhile; load again") from None
     audit.record(
         session,
         AuditLog,

@@ -12,11 +12,12 @@ from shared.ratelimit.limiter import (
     RateLimiter,
     RateLimiterUnavailable,
 )
-from shared.ratelimit.policy import WINDOWS, Policy, keys_for
+from shared.ratelimit.policy import MAX_LIMIT, WINDOWS, Policy, keys_for
 
 __all__ = [
     "BLOCKED",
     "GRACE",
+    "MAX_LIMIT",
     "OK",
     "SOFT",
     "WINDOWS",

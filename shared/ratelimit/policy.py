@@ -20,7 +20,11 @@ from functools import lru_cache
 #: The windows, shortest first, with their length in seconds and their key suffix.
 WINDOWS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 SUFFIX = {"minute": "m", "hour": "h", "day": "d"}
-MAX_LIMIT = 10_000_000  # keeps every product in the script exact (far below 2^53)
+#: The largest limit of any window: it keeps every product in the script exact (far below
+#: 2^53). Every place a limit is written checks it (the admin API's schema, the replicated
+#: records, a CHECK on the override table); `request_network.services.rate_limits` clamps a
+#: stored value above it when it reads one.
+MAX_LIMIT = 10_000_000
 
 
 def keys_for(user_id: str) -> list[str]:

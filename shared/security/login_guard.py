@@ -4,6 +4,9 @@ Every counter is keyed by what the caller sent (client address, username), never
 the account exists, so a username that does not exist is counted, throttled and locked out
 exactly like one that does. Usernames are hashed into key names. Redis errors propagate:
 login fails closed without Redis.
+
+Each network counts under its own `prefix` (the request network under the bare `auth:login:`
+it has always used), so two networks sharing one Redis (the demo) never share counters.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from dataclasses import dataclass
 
 import redis
 
-ATTEMPTS_BY_CLIENT = "auth:login:ip:"
-ATTEMPTS_BY_ACCOUNT = "auth:login:acct:"
-FAILURES = "auth:login:fail:"
-LOCK = "auth:login:lock:"
+PREFIX = "auth:login:"
+ATTEMPTS_BY_CLIENT = "ip:"
+ATTEMPTS_BY_ACCOUNT = "acct:"
+FAILURES = "fail:"
+LOCK = "lock:"
 
 
 def account_key(username: str) -> str:
@@ -33,15 +37,22 @@ class LoginLimits:
 
 
 class LoginGuard:
-    def __init__(self, cache: redis.Redis, limits: LoginLimits) -> None:
-        self.cache, self.limits = cache, limits
+    def __init__(self, cache: redis.Redis, limits: LoginLimits, *, prefix: str = PREFIX) -> None:
+        self.cache, self.limits, self.prefix = cache, limits, prefix
+
+    def _key(self, kind: str, username: str) -> str:
+        """The key of `kind` (FAILURES, LOCK, ATTEMPTS_BY_ACCOUNT) for a username."""
+        return self.prefix + kind + account_key(username)
 
     def count_attempt(self, *, client: str, username: str) -> int:
         """Count one attempt against the client and the account (fixed one-minute windows).
 
         Returns 0 when the attempt may go on, else the seconds until the fuller window resets.
         """
-        keys = (ATTEMPTS_BY_CLIENT + client, ATTEMPTS_BY_ACCOUNT + account_key(username))
+        keys = (
+            self.prefix + ATTEMPTS_BY_CLIENT + client,
+            self._key(ATTEMPTS_BY_ACCOUNT, username),
+        )
         pipe = self.cache.pipeline(transaction=True)
         for key in keys:
             pipe.set(key, 0, ex=self.limits.window_seconds, nx=True)
@@ -58,15 +69,15 @@ class LoginGuard:
 
     def locked_for(self, username: str) -> int:
         """Seconds the username stays locked out (0 when it is not)."""
-        ttl = self.cache.ttl(LOCK + account_key(username))
+        ttl = self.cache.ttl(self._key(LOCK, username))
         return ttl if ttl > 0 else 0
 
     def failures(self, username: str) -> int:
-        return int(self.cache.get(FAILURES + account_key(username)) or 0)
+        return int(self.cache.get(self._key(FAILURES, username)) or 0)
 
     def record_failure(self, username: str) -> int:
         """One more failure; failures are forgotten after a lockout period without one."""
-        key = FAILURES + account_key(username)
+        key = self._key(FAILURES, username)
         pipe = self.cache.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, self.limits.lockout_seconds)
@@ -75,14 +86,12 @@ class LoginGuard:
 
     def lock(self, username: str) -> int:
         """Lock the username out for the lockout period; its failure count starts again."""
-        name = account_key(username)
         pipe = self.cache.pipeline(transaction=True)
-        pipe.set(LOCK + name, 1, ex=self.limits.lockout_seconds)
-        pipe.delete(FAILURES + name)
+        pipe.set(self._key(LOCK, username), 1, ex=self.limits.lockout_seconds)
+        pipe.delete(self._key(FAILURES, username))
         pipe.execute()
         return self.limits.lockout_seconds
 
     def clear(self, username: str) -> None:
         """Forget failures and any lock (a good login, or an admin lifting the lock)."""
-        name = account_key(username)
-        self.cache.delete(FAILURES + name, LOCK + name)
+        self.cache.delete(self._key(FAILURES, username), self._key(LOCK, username))

@@ -296,9 +296,16 @@ def test_another_users_request_is_404_not_403(client, seed, login, alice):
     assert theirs not in body["detail"]
 
 
-@pytest.mark.parametrize("request_id", [str(uuid.uuid4()), "not-a-uuid", "x" * 200, "%27--"])
-def test_unknown_request_id_is_404(client, alice, request_id):
-    assert_problem(client.get(f"{REQUESTS}/{request_id}", headers=alice), 404)
+def test_unknown_request_id_is_404(client, alice):
+    assert_problem(client.get(f"{REQUESTS}/{uuid.uuid4()}", headers=alice), 404)
+
+
+@pytest.mark.parametrize(
+    "request_id", ["not-a-uuid", "x" * 200, "%27--", str(uuid.uuid4()).upper()]
+)
+def test_malformed_request_id_is_a_422_naming_it(client, alice, request_id):
+    body = assert_problem(client.get(f"{REQUESTS}/{request_id}", headers=alice), 422)
+    assert "path.request_id" in body["detail"]
 
 
 def test_exported_request_is_shown_as_in_transit_with_its_batch(client, alice, db, seed):

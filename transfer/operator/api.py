@@ -9,7 +9,6 @@ its one thread hop, inside the caller's unit of work.
 """
 
 from collections.abc import Callable
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ from shared import audit as audit_log
 from shared.problems import Problem
 from shared.records import validate_record
 from shared.settings import FerrySettings
+from shared.validation import BatchFileName, DateTimeText, PageOffset, QuarantineName
 from transfer.format import verify_file
 from transfer.format.keys import load_public_keys
 from transfer.format.reader import VerifyReport
@@ -63,8 +63,15 @@ def operator_router(
         """Batches ready to carry."""
         return files.outbox_batches(op.settings.outbox)
 
-    @router.get("/outbox/{name}")
-    def download(name: str, op: OperatorDep) -> FileResponse:
+    @router.get(
+        "/outbox/{name}",
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"application/x-ndjson": {}}, "description": "The batch file"},
+            409: {"description": "The name is not a regular file"},
+        },
+    )
+    def download(name: BatchFileName, op: OperatorDep) -> FileResponse:
         try:
             path = files.outbox_file(op.settings.outbox, name)
         except files.OperatorError as exc:
@@ -80,8 +87,27 @@ def operator_router(
         with op.unit() as unit:
             audit(unit.session, op.user.username, action, name, detail)
 
-    @router.put("/inbox/{name}", status_code=201)
-    async def upload(name: str, request: Request, response: Response, op: OperatorDep) -> dict:
+    @router.put(
+        "/inbox/{name}",
+        status_code=201,
+        responses={
+            200: {"description": "The same file was already in the inbox"},
+            409: {"description": "A different file of that name is already in the inbox"},
+            422: {"description": "The file failed verification (every reason listed)"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "The batch file's bytes, streamed; verified before acceptance.",
+                "content": {
+                    "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    )
+    async def upload(
+        name: BatchFileName, request: Request, response: Response, op: OperatorDep
+    ) -> dict:
         """Stream a batch into the inbox; it is verified before it is accepted."""
         s = op.settings
         try:
@@ -106,15 +132,21 @@ def operator_router(
     def list_quarantine(op: OperatorDep) -> list[dict]:
         return files.quarantined(op.settings.quarantine_dir)
 
-    @router.get("/quarantine/{name}")
-    def inspect(name: str, op: OperatorDep) -> dict:
+    @router.get("/quarantine/{name}", responses={400: {"description": "Unsafe file name"}})
+    def inspect(name: QuarantineName, op: OperatorDep) -> dict:
         try:
             return files.inspect_quarantined(op.settings.quarantine_dir, name)
         except files.OperatorError as exc:
             raise refused(exc) from None
 
-    @router.post("/quarantine/{name}/release")
-    def release(name: str, op: OperatorDep) -> dict:
+    @router.post(
+        "/quarantine/{name}/release",
+        responses={
+            400: {"description": "The file's original name is not a batch name"},
+            409: {"description": "Not a regular file, or the inbox holds that name already"},
+        },
+    )
+    def release(name: QuarantineName, op: OperatorDep) -> dict:
         """Put a quarantined file back in the inbox for another try (after a fix)."""
         with op.unit() as unit:
             try:
@@ -125,8 +157,14 @@ def operator_router(
                   {"file": entry.get("file")})  # fmt: skip
             return entry
 
-    @router.delete("/quarantine/{name}")
-    def delete(name: str, op: OperatorDep) -> dict:
+    @router.delete(
+        "/quarantine/{name}",
+        responses={
+            400: {"description": "Unsafe file name"},
+            409: {"description": "Not a regular file"},
+        },
+    )
+    def delete(name: QuarantineName, op: OperatorDep) -> dict:
         with op.unit() as unit:
             try:
                 entry = files.delete(op.settings.quarantine_dir, name)
@@ -204,11 +242,11 @@ def admin_batches_router(*, admin_caller: Callable, batch_model: type) -> APIRou
         admin: Annotated[Any, Depends(admin_caller)],
         direction: Annotated[Literal["in", "out"] | None, Query()] = None,
         stream: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Annotated[DateTimeText | None, Query()] = None,
+        until: Annotated[DateTimeText | None, Query()] = None,
         with_errors: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[PageOffset, Query()] = 0,
     ) -> dict:
         with admin.unit() as unit:
             return list_batches(

@@ -91,12 +91,12 @@ def test_outbox_lists_and_downloads_ready_batches(side):
     assert reply.status_code == 200
     assert reply.content == (settings.outbox / first["file"]).read_bytes()
     assert reply.headers["digest"] == f"sha-256={first['sha256']}"
-    assert client.get(
-        "/api/v1/operator/outbox/..%2F..%2Fetc%2Fpasswd", headers=operator
-    ).status_code in (400, 404)
-    assert (
-        client.get("/api/v1/operator/outbox/not-a-batch.jsonl", headers=operator).status_code == 400
-    )
+    traversal = client.get("/api/v1/operator/outbox/..%2F..%2Fetc%2Fpasswd", headers=operator)
+    assert traversal.status_code == 404  # decoded, it is a path no route has
+    for name in ("not-a-batch.jsonl", "a" * 300 + ".jsonl", "a%00b.jsonl"):
+        refused = client.get(f"/api/v1/operator/outbox/{name}", headers=operator)
+        assert refused.status_code == 422  # checked at the edge, before the file system
+        assert "path.name" in refused.json()["detail"]
 
 
 def test_upload_is_verified_before_it_is_accepted(side, tmp_path, keys):
@@ -132,10 +132,8 @@ def test_upload_is_verified_before_it_is_accepted(side, tmp_path, keys):
     )
     assert big.status_code == 413
     assert not (settings.inbox / other.path.name).exists()
-    assert (
-        client.put("/api/v1/operator/inbox/evil.jsonl", content=good, headers=operator).status_code
-        == 400
-    )
+    evil = client.put("/api/v1/operator/inbox/evil.jsonl", content=good, headers=operator)
+    assert evil.status_code == 422 and "path.name" in evil.json()["detail"]
     assert not list((settings.transfer_dir / ".uploads").glob("*"))
 
     with transaction(settings.database_url) as s:

@@ -5,10 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from request_network.api import (
+    admin_cache,
+    admin_health,
+    admin_queues,
+    admin_requests,
+    admin_stats,
     admin_users,
     api_keys,
     auth,
     health,
+    metrics,
     operator,
     rate_limits,
     requests,
@@ -25,7 +31,10 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     app = FastAPI(title="Ferry request network", version="1", **settings.fastapi_docs())
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (auth, requests, api_keys, rate_limits, admin_users, operator, health):
+    for module in (auth, requests, api_keys, rate_limits, operator, health, metrics):
+        app.include_router(module.router)
+    admin = (admin_users, admin_requests, admin_stats, admin_cache, admin_health, admin_queues)
+    for module in admin:  # the operations surface (docs/OPERATIONS.md)
         app.include_router(module.router)
     app.include_router(operator.admin_router)
     app.add_middleware(Admission, **settings.admission())

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from functools import partial
 
-from request_network.models import Batch
+from sqlalchemy.orm import Session
+
+from request_network.models import Batch, TaskRun
+from request_network.services import health, response_cache, response_cache_upkeep
 from request_network.services.exchange import export_requests, import_batches
 from request_network.services.exchange import requeue_unacked as requeue_unacked_requests
-from request_network.settings import RequestSettings
+from request_network.settings import RequestSettings, get_settings
+from shared.cache import get_redis
 from shared.db import transaction
+from shared.history import DatabaseRunRecorder
 from transfer.operator.status import TransferStatus, network_status
 from transfer.protocol import upkeep
 from transfer.protocol.config import inbound_from, outbound_from
@@ -39,9 +47,18 @@ def export(settings: RequestSettings) -> dict:
     }
 
 
+@contextmanager
+def _import_unit(settings: RequestSettings) -> Iterator[Session]:
+    """One batch's transaction; the responses it replaces leave the cache around its commit
+    (`response_cache.watch_commits`)."""
+    with transaction(settings.database_url) as session:
+        response_cache.watch_commits(session, get_redis(settings.redis_url))
+        yield session
+
+
 def import_inbox(settings: RequestSettings) -> dict:
     """Import the inbox, then retire the kept batches the peer has now acknowledged."""
-    outcomes = import_batches(inbound_from(settings), partial(transaction, settings.database_url))
+    outcomes = import_batches(inbound_from(settings), partial(_import_unit, settings))
     retired = upkeep.retire_acked(settings, Batch)
     return {"files": [asdict(o) for o in outcomes], "retired": retired}
 
@@ -79,3 +96,43 @@ def requeue_unacked(settings: RequestSettings, *, older_than: timedelta) -> dict
             session=session, source=settings.network_id, older_than=older_than
         )
     return asdict(StaleReport(requeued))
+
+
+def cache_maintenance(settings: RequestSettings) -> dict:
+    """The hourly upkeep of the response cache (`response_cache_upkeep.optimize`); its report
+    is kept in Redis for the cache statistics and returned (the task run records it)."""
+    with transaction(settings.database_url) as session:
+        return response_cache_upkeep.optimize(
+            get_redis(settings.redis_url),
+            session=session,
+            policy=response_cache.Policy.of(settings),
+            prewarm_seconds=settings.response_cache_prewarm_seconds,
+            prewarm_max=settings.response_cache_prewarm_max,
+        )
+
+
+def task_run_recorder() -> DatabaseRunRecorder:
+    """Where this network's tasks record their runs: its `task_runs` table (the database of
+    the settings at each run)."""
+    return DatabaseRunRecorder(lambda: get_settings().database_url, TaskRun)
+
+
+def system_monitoring(settings: RequestSettings) -> dict:
+    """Sample the detailed health, keep the sample, log what went down or recovered since the
+    last one, and bound the task-run and health-sample histories."""
+    report = health.detailed_health(settings)
+    with transaction(settings.database_url) as session:
+        change = health.record_sample(report, session=session)
+        trimmed = health.trim_history(settings, session=session)
+    monitoring_log = logging.getLogger("ferry.health")
+    for name in change.newly_down:
+        monitoring_log.error("%s is down: %s", name, report.component(name).reason)
+    for name in change.recovered:
+        monitoring_log.warning("%s has recovered", name)
+    return {
+        "status": report.status,
+        "down": change.down,
+        "newly_down": change.newly_down,
+        "recovered": change.recovered,
+        **trimmed,
+    }

@@ -17,7 +17,15 @@ class RequestSettings(FerrySettings):
     network_id: str = "request"
     peer_network_id: str = "response"
     page_size_max: int = 100
-    response_cache_seconds: int = 300
+
+    # The response cache (Redis, request_network.services.response_cache): how long an entry
+    # lives, the largest response kept (larger ones are served, not cached), and what the
+    # hourly maintenance pre-warms (responses read within the window whose entry is gone).
+    response_cache_ttl_seconds: int = Field(default=3600, ge=1)
+    response_cache_seconds: int | None = Field(default=None, ge=1)  # deprecated name of the TTL
+    response_cache_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    response_cache_prewarm_seconds: int = Field(default=3600, ge=0)
+    response_cache_prewarm_max: int = Field(default=500, ge=0)
 
     # Rate limits (DESIGN.md §4): ratios of the window's limit, grace length, Redis-down policy.
     rate_limit_soft_ratio: float = Field(default=0.8, gt=0, le=1)
@@ -30,6 +38,14 @@ class RequestSettings(FerrySettings):
     api_key_environment: Literal["live", "test"] = "live"
 
     # Login protection: see FerrySettings (shared with the response network).
+
+    @model_validator(mode="after")
+    def _cache_ttl_from_its_old_name(self) -> RequestSettings:
+        """FERRY_REQUEST_RESPONSE_CACHE_SECONDS still sets the TTL unless the new name does."""
+        old = self.response_cache_seconds
+        if old is not None and "response_cache_ttl_seconds" not in self.model_fields_set:
+            self.response_cache_ttl_seconds = old
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_pepper(self) -> RequestSettings:

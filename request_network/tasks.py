@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from celery.schedules import crontab
-
 from request_network import jobs
+from request_network.schedule import BEAT, QUEUE
 from request_network.settings import get_settings
-from shared.celery_app import house_task, make_celery
+from shared.celery_app import house_task, make_celery, record_runs_with
 
-QUEUE = "ferry.request"
-
-BEAT = {
-    "export-requests": {"task": "request.export_requests", "schedule": crontab(minute="*")},
-    "import-batches": {"task": "request.import_batches", "schedule": crontab(minute="*")},
-    "requeue-unacked": {"task": "request.requeue_unacked", "schedule": crontab(minute=7)},
-    "flag-unacked": {"task": "request.flag_unacked", "schedule": crontab(minute=37)},
-}
+# The queue and the beat schedule live in request_network/schedule.py (plain data the API
+# reads too).
 
 _settings = get_settings()
 celery = make_celery(
@@ -27,6 +20,7 @@ celery = make_celery(
     queue=QUEUE,
     beat=BEAT,
 )
+record_runs_with(celery, jobs.task_run_recorder())
 
 
 @house_task(celery, "request.export_requests", queue=QUEUE)
@@ -47,3 +41,13 @@ def requeue_unacked(hours: int = 24) -> dict:
 @house_task(celery, "request.flag_unacked", queue=QUEUE)
 def flag_unacked() -> dict:
     return jobs.flag_unacked(get_settings())
+
+
+@house_task(celery, "request.system_monitoring", queue=QUEUE)
+def system_monitoring() -> dict:
+    return jobs.system_monitoring(get_settings())
+
+
+@house_task(celery, "request.cache_maintenance", queue=QUEUE)
+def cache_maintenance() -> dict:
+    return jobs.cache_maintenance(get_settings())

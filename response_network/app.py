@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from response_network.api import auth, health, operator
+from response_network.api import (
+    admin_health,
+    admin_queues,
+    admin_users,
+    auth,
+    health,
+    metrics,
+    operator,
+)
 from response_network.settings import ResponseSettings, get_settings
 from shared.http import Admission, BodySizeLimit
 from shared.http_edge import SecurityHeaders
@@ -17,7 +25,9 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     app = FastAPI(title="Ferry response network", version="1", **settings.fastapi_docs())
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (auth, operator, health):
+    for module in (auth, operator, health, metrics):
+        app.include_router(module.router)
+    for module in (admin_users, admin_health, admin_queues):  # operations (OPERATIONS.md)
         app.include_router(module.router)
     app.include_router(operator.admin_router)
     app.add_middleware(Admission, **settings.admission())

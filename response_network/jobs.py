@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from datetime import timedelta
 from functools import partial
 
-from response_network.models import Batch
+from response_network.models import Batch, TaskRun
+from response_network.services import health
 from response_network.services.exchange import export_results, import_requests, reexport_unacked
 from response_network.services.executor import requeue_stale, run_queued
 from response_network.services.identity import export_identity
 from response_network.services.search import SearchBackend, make_client
-from response_network.settings import ResponseSettings
+from response_network.settings import ResponseSettings, get_settings
 from shared.db import transaction
+from shared.history import DatabaseRunRecorder
 from transfer.operator.status import TransferStatus, network_status
 from transfer.protocol import upkeep
 from transfer.protocol.config import inbound_from, outbound_from
@@ -114,3 +117,30 @@ def reexport(settings: ResponseSettings, *, older_than: timedelta) -> dict:
 def requeue(settings: ResponseSettings, *, older_than: timedelta) -> dict:
     with transaction(settings.database_url) as session:
         return {"requeued": requeue_stale(session=session, older_than=older_than)}
+
+
+def task_run_recorder() -> DatabaseRunRecorder:
+    """Where this network's tasks record their runs: its `task_runs` table (the database of
+    the settings at each run)."""
+    return DatabaseRunRecorder(lambda: get_settings().database_url, TaskRun)
+
+
+def system_monitoring(settings: ResponseSettings) -> dict:
+    """Sample the detailed health, keep the sample, log what went down or recovered since the
+    last one, and bound the task-run and health-sample histories."""
+    report = health.detailed_health(settings)
+    with transaction(settings.database_url) as session:
+        change = health.record_sample(report, session=session)
+        trimmed = health.trim_history(settings, session=session)
+    monitoring_log = logging.getLogger("ferry.health")
+    for name in change.newly_down:
+        monitoring_log.error("%s is down: %s", name, report.component(name).reason)
+    for name in change.recovered:
+        monitoring_log.warning("%s has recovered", name)
+    return {
+        "status": report.status,
+        "down": change.down,
+        "newly_down": change.newly_down,
+        "recovered": change.recovered,
+        **trimmed,
+    }

@@ -13,8 +13,10 @@ from shared.models import (
     AccountLockColumns,
     AuditColumns,
     BatchColumns,
+    HealthSampleColumns,
     ProfileTypeColumns,
     RejectedBatchColumns,
+    TaskRunColumns,
     Timestamp,
     UserColumns,
 )
@@ -100,3 +102,16 @@ class RejectedBatch(RejectedBatchColumns, Base):
 
 class AuditLog(AuditColumns, Base):
     __tablename__ = "audit_log"
+
+
+class TaskRun(TaskRunColumns, Base):
+    """One run of a Celery task of this network (bounded history: `shared.history`)."""
+
+    __tablename__ = "task_runs"
+    __table_args__ = (Index("ix_task_runs_name_started_at", "name", "started_at"),)
+
+
+class HealthSample(HealthSampleColumns, Base):
+    """The detailed health as `system_monitoring` sampled it (bounded history)."""
+
+    __tablename__ = "health_samples"

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from celery.schedules import crontab
-
 from response_network import jobs
+from response_network.schedule import BEAT, QUEUE
 from response_network.settings import get_settings
-from shared.celery_app import house_task, make_celery
+from shared.celery_app import house_task, make_celery, record_runs_with
 
-QUEUE = "ferry.response"
-
-BEAT = {
-    "import-requests": {"task": "response.import_requests", "schedule": crontab(minute="*")},
-    "execute-queued": {"task": "response.execute", "schedule": crontab(minute="*")},
-    "export-results": {"task": "response.export", "schedule": crontab(minute="*")},
-    "requeue-stale": {"task": "response.requeue_stale", "schedule": crontab(minute=17)},
-    "flag-unacked": {"task": "response.flag_unacked", "schedule": crontab(minute=47)},
-    "reexport-unacked": {"task": "response.reexport_unacked", "schedule": crontab(minute=37)},
-}
+# The queue and the beat schedule live in response_network/schedule.py (plain data the API
+# reads too).
 
 _settings = get_settings()
 celery = make_celery(
@@ -29,6 +20,7 @@ celery = make_celery(
     queue=QUEUE,
     beat=BEAT,
 )
+record_runs_with(celery, jobs.task_run_recorder())
 
 
 @house_task(celery, "response.import_requests", queue=QUEUE)
@@ -59,3 +51,8 @@ def reexport_unacked(hours: int = 24) -> dict:
 @house_task(celery, "response.flag_unacked", queue=QUEUE)
 def flag_unacked() -> dict:
     return jobs.flag_unacked(get_settings())
+
+
+@house_task(celery, "response.system_monitoring", queue=QUEUE)
+def system_monitoring() -> dict:
+    return jobs.system_monitoring(get_settings())

@@ -1,15 +1,29 @@
-"""Celery app factory and the house task decorator shared by both networks."""
+"""Celery app factory and the house task decorator shared by both networks.
+
+Every house task run is logged, counted in the metrics (`ferry_task_runs_total`,
+`ferry_task_duration_seconds`, by task and outcome) and, once the network has named its
+recorder (`record_runs_with`), recorded in its `task_runs` table: a row when the run starts,
+completed when it ends with the outcome and the counts it returned (`shared.history`).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Protocol
 
-from celery import Celery
+from celery import Celery, current_task
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+
+from shared.db import utcnow
+from shared.health import describe_error
+from shared.metrics import TASK_RUNS, TASK_SECONDS
 
 log = logging.getLogger("ferry.tasks")
+
+_RECORDER = "ferry_run_recorder"  # the attribute of the Celery app holding its recorder
 
 
 def make_celery(name: str, *, broker: str, eager: bool, queue: str, beat: dict) -> Celery:
@@ -33,16 +47,71 @@ def make_celery(name: str, *, broker: str, eager: bool, queue: str, beat: dict) 
     return app
 
 
+class RunRecorder(Protocol):
+    """Where a network keeps its task runs (`shared.history.DatabaseRunRecorder`)."""
+
+    def started(self, *, name: str, task_id: str | None, worker: str | None, at: Any) -> Any: ...
+
+    def finished(self, token: Any, **run: Any) -> None: ...
+
+
+def record_runs_with(app: Celery, recorder: RunRecorder) -> None:
+    """From now on every house task of `app` records its runs with `recorder`."""
+    setattr(app, _RECORDER, recorder)
+
+
+def _identity() -> tuple[str | None, str | None]:
+    """The running task's id and worker (None when called as a plain function)."""
+    task = current_task
+    request = getattr(task, "request", None) if task else None
+    return getattr(request, "id", None), getattr(request, "hostname", None)
+
+
 def house_task(app: Celery, name: str, *, queue: str, soft_time_limit: int = 300) -> Callable:
-    """`app.task` with an explicit name, queue, time limits and a log line per run."""
+    """`app.task` with an explicit name, queue, time limits, a log line, metrics and a
+    recorded run (see the module's docstring)."""
 
     def decorate(fn: Callable[..., Any]) -> Any:
         @wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             log.info("task %s started", name)
-            result = fn(*args, **kwargs)
-            log.info("task %s done: %s", name, result)
-            return result
+            recorder: RunRecorder | None = getattr(app, _RECORDER, None)
+            task_id, worker = _identity()
+            started_at, clock = utcnow(), time.perf_counter()
+            token = None
+            if recorder is not None:
+                token = recorder.started(name=name, task_id=task_id, worker=worker, at=started_at)
+            outcome, result, error = "failure", None, None
+            try:
+                result = fn(*args, **kwargs)
+                outcome = "success"
+                log.info("task %s done: %s", name, result)
+                return result
+            except SoftTimeLimitExceeded as exc:
+                outcome, error = "timeout", f"soft time limit of {soft_time_limit} s: {exc}"
+                raise
+            except Retry as exc:
+                outcome, error = "retry", describe_error(exc)
+                raise
+            except BaseException as exc:
+                error = describe_error(exc)
+                raise
+            finally:
+                elapsed = time.perf_counter() - clock
+                TASK_RUNS.labels(name, outcome).inc()
+                TASK_SECONDS.labels(name, outcome).observe(elapsed)
+                if recorder is not None:
+                    recorder.finished(
+                        token,
+                        name=name,
+                        task_id=task_id,
+                        worker=worker,
+                        started_at=started_at,
+                        finished_at=utcnow(),
+                        outcome=outcome,
+                        result=result,
+                        error=error,
+                    )
 
         return app.task(
             name=name,

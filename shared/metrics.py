@@ -1,8 +1,28 @@
-"""Prometheus metrics (prometheus-client's default registry)."""
+"""Prometheus metrics (prometheus-client's default registry).
+
+With several processes (API workers, Celery pool processes) set `PROMETHEUS_MULTIPROC_DIR`
+to a directory all of them share, before they start: each process then writes its values
+there and a scrape (`exposition`) adds them up (prometheus-client's multiprocess mode).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import os
+from collections.abc import Iterable
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if os.environ.get(MULTIPROC_ENV):  # every process writes its values there from the start
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
 
 RATELIMIT_DECISIONS = Counter(
     "ferry_ratelimit_decisions",
@@ -14,5 +34,72 @@ RATELIMIT_REDIS_UNAVAILABLE = Counter(
     "Rate-limit decisions taken without Redis (it could not be reached), by outcome.",
     ["decision"],  # "allowed" (fail open) or "refused" (fail closed)
 )
+RESPONSE_CACHE_LOOKUPS = Counter(
+    "ferry_response_cache_lookups",
+    "Response reads looked up in the Redis cache, by outcome (hit or miss).",
+    ["outcome"],
+)
+RESPONSE_CACHE_SERVED_BYTES = Counter(
+    "ferry_response_cache_served_bytes",
+    "Bytes of response bodies served from the Redis cache.",
+)
+RESPONSE_CACHE_REDIS_UNAVAILABLE = Counter(
+    "ferry_response_cache_redis_unavailable",
+    "Response-cache steps skipped because Redis could not be reached, by step.",
+    ["step"],  # "read" (served from the database), "fill", "invalidate"
+)
 
-__all__ = ["RATELIMIT_DECISIONS", "RATELIMIT_REDIS_UNAVAILABLE"]
+# Batches, tasks and searches (operations; docs/OPERATIONS.md) ------------------------------
+BATCHES = Counter(
+    "ferry_batches",
+    "Batch files by what happened to them and stream.",
+    ["event", "stream"],  # "written", "imported", "duplicate", "quarantined"
+)
+TASK_RUNS = Counter("ferry_task_runs", "Celery task runs by task and outcome.", ["task", "outcome"])
+TASK_SECONDS = Histogram(
+    "ferry_task_duration_seconds",
+    "How long Celery task runs took, by task and outcome.",
+    ["task", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+SEARCH_SECONDS = Histogram(
+    "ferry_search_duration_seconds",
+    "msearch round trips to the search cluster, by outcome.",
+    ["outcome"],  # "ok" or "failed"
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+class _Live:
+    """A collector of values read at scrape time (gauges from a COUNT, queue depths)."""
+
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self.metrics = list(metrics)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.metrics
+
+
+def exposition(live: Iterable[Metric] = ()) -> bytes:
+    """The scrape: every process's values in multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`),
+    else this process's registry; then the `live` metrics read for this scrape."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=path)
+    else:
+        registry = REGISTRY
+    scraped = CollectorRegistry(auto_describe=False)
+    scraped.register(_Live(live))
+    return generate_latest(registry) + generate_latest(scraped)
+
+
+__all__ = [
+    "BATCHES",
+    "RATELIMIT_DECISIONS",
+    "RATELIMIT_REDIS_UNAVAILABLE",
+    "SEARCH_SECONDS",
+    "TASK_RUNS",
+    "TASK_SECONDS",
+    "exposition",
+]

@@ -113,12 +113,41 @@ class ProfileTypeColumns:
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 
 
+class TaskRunColumns:
+    """One run of a house task (`shared.celery_app.house_task`): written when it starts and
+    completed when it ends, so history survives restarts (`shared.history`)."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    task_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    # "started", then "success", "failure", "timeout" or "retry"; "lost" if it never ended
+    outcome: Mapped[str] = mapped_column(String(16))
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the returned dict, trimmed
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class HealthSampleColumns:
+    """The detailed health as `system_monitoring` found it: one row per run."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # {component: {"status": "ok" | "degraded" | "down", "reason": "..."}}
+    components: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 __all__ = [
     "AccountLockColumns",
     "AuditColumns",
     "BatchColumns",
+    "HealthSampleColumns",
     "ProfileTypeColumns",
     "RejectedBatchColumns",
+    "TaskRunColumns",
     "Timestamp",
     "UserColumns",
 ]

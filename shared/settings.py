@@ -66,6 +66,19 @@ class FerrySettings(BaseSettings):
     # A sent batch still unacknowledged after this long is flagged (log line + audit row).
     unacked_flag_hours: float = Field(default=24, gt=0)
 
+    # Detailed health and the admin queue views (docs/OPERATIONS.md): each probe's
+    # own timeout, how long Celery's remote control waits for workers, the free space below
+    # which a transfer directory is degraded, and how late a beat entry may run.
+    health_probe_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    health_worker_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    health_min_free_mb: int = Field(default=1024, ge=0)
+    health_beat_grace_s: float = Field(default=300, gt=0)
+    # Bounded histories, trimmed by system_monitoring: task runs (days, and runs per task)
+    # and health samples (days).
+    task_history_days: int = Field(default=14, ge=1)
+    task_history_per_task: int = Field(default=1000, ge=10)
+    health_history_days: int = Field(default=7, ge=1)
+
     # Requests of one API process inside the app at once (each does its database work one
     # short transaction at a time, so at most the pool's kept connections, shared.db.POOL_SIZE);
     # up to api_queue more wait at most api_queue_wait_s, past that a 503 with Retry-After.

@@ -60,3 +60,54 @@ class AccountLockOut(BaseModel):
     locked_failures: int = Field(description="Failures that caused the last lock.")
     updated_at: datetime | None
     redis: Literal["ok", "unavailable"]
+
+
+class AdminUserRow(BaseModel):
+    id: str
+    username: str
+    role: str
+    profile_type: str
+    active: bool
+    locked: bool
+    has_custom_limits: bool
+    updated_at: datetime
+
+
+class AdminUserPage(BaseModel):
+    items: list[AdminUserRow]
+    total: int
+    limit: int
+    offset: int
+
+
+class AdminRecentRequest(BaseModel):
+    id: str
+    profile_type: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    batch_id: str | None
+
+
+class AdminLimitInForce(BaseModel):
+    window: str
+    limit: int
+    source: str = Field(description="Where it comes from: override, user, profile_type, none.")
+    count: int | None = Field(description="Used in the current window (null: Redis unreachable).")
+    remaining: int | None
+    state: str | None = Field(description="ok, soft, grace or blocked (null: unknown).")
+
+
+class AdminUserDetails(BaseModel):
+    id: str
+    username: str
+    role: str
+    profile_type: str
+    active: bool
+    version: int
+    updated_at: datetime
+    limits: list[AdminLimitInForce]
+    usage_state: str | None = Field(description="The most severe window state (null: unknown).")
+    api_keys: list[ApiKeyOut] = Field(description="Never the key: its public prefix only.")
+    recent_requests: list[AdminRecentRequest]
+    lock: AccountLockOut

@@ -1,14 +1,15 @@
-"""Health (no authentication; says which dependency is down) and metrics (operators)."""
+"""Health (no authentication; says which dependency is down). The detailed health is
+`/api/v1/admin/health` (admin_health.py); metrics are in metrics.py."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from request_network.api.deps import AnyoneDep, OperatorDep
+from request_network.api.deps import AnyoneDep
 from request_network.api.schemas import Health
 from shared.cache import redis_ok
+from shared.health import ferry_version
 
 router = APIRouter(tags=["health"])
 
@@ -24,10 +25,4 @@ def health(caller: AnyoneDep, response: Response) -> Health:
     state = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
     if checks["database"] != "ok":
         response.status_code = 503
-    return Health(status=state, checks=checks)
-
-
-@router.get("/metrics", response_class=Response)
-def metrics(_operator: OperatorDep) -> Response:
-    """Prometheus metrics; scrape with an operator's API key (scope `operator`)."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Health(status=state, checks=checks, version=ferry_version())

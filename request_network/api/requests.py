@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse
 
@@ -19,8 +19,8 @@ from request_network.api.schemas import (
     SubmitRequest,
 )
 from request_network.models import Request
-from request_network.services import rate_limits, requests
-from shared.validation import PageLimit, PageOffset, RequestId
+from request_network.services import rate_limits, requests, response_cache
+from shared.validation import PageLimit, PageOffset, RequestId, safe_str
 
 router = APIRouter(tags=["requests"])
 
@@ -102,13 +102,60 @@ def get_request(request_id: RequestId, caller: UserDep) -> RequestOut:
         return _out(requests.get_own(unit.user, request_id, session=unit.session))
 
 
-@router.get("/api/v1/requests/{request_id}/response", response_model=ResponseOut)
-def get_response(request_id: RequestId, caller: UserDep) -> dict:
+IfNoneMatch = safe_str(1000)
+_CACHE_HEADERS = {
+    "ETag": {
+        "description": "Strong entity tag of the body (a digest of its bytes): the same "
+        "whether the cache or the database answered",
+        "schema": {"type": "string"},
+    },
+    "X-Cache": {
+        "description": "HIT: served from the response cache; MISS: read from the database",
+        "schema": {"type": "string", "enum": ["HIT", "MISS"]},
+    },
+    "Cache-Control": {"description": "private, no-cache", "schema": {"type": "string"}},
+}
+
+
+def _served(found: response_cache.Served) -> Response:
+    headers = {
+        "ETag": found.etag,
+        "X-Cache": "HIT" if found.hit else "MISS",
+        "Cache-Control": "private, no-cache",
+        "Vary": "Authorization, X-API-Key",
+    }
+    if found.not_modified:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(content=found.body, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/api/v1/requests/{request_id}/response",
+    response_model=ResponseOut,
+    responses={
+        200: {"description": "The response", "headers": _CACHE_HEADERS},
+        304: {
+            "description": "Not modified: If-None-Match names the current ETag (no body)",
+            "headers": _CACHE_HEADERS,
+        },
+    },
+)
+def get_response(
+    request_id: RequestId,
+    caller: UserDep,
+    if_none_match: Annotated[
+        IfNoneMatch | None,
+        Header(description="ETags of a copy the client holds: a match is a 304"),
+    ] = None,
+) -> Response:
+    """The response of one of the caller's requests, from the cache after its first read."""
     with caller.reads() as unit:
-        return requests.get_response(
+        found = requests.get_response(
             unit.user,
             request_id,
             session=unit.session,
             cache=caller.cache,
-            ttl=caller.settings.response_cache_seconds,
+            policy=response_cache.Policy.of(caller.settings),
+            if_none_match=if_none_match,
         )
+    return _served(found)

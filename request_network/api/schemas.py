@@ -81,6 +81,7 @@ class Token(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str]
+    version: str = ""  # the installed Ferry's
 
 
 # Rate limits --------------------------------------------------------------------------
@@ -156,3 +157,84 @@ class RateLimitViolationPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+# Response cache (admin) ---------------------------------------------------------------
+
+
+class CacheCounts(BaseModel):
+    hits: int
+    misses: int
+    hit_ratio: float | None = Field(description="hits ÷ (hits + misses); null before any read")
+    bytes_served: int = Field(description="bytes of bodies sent from the cache")
+
+
+class CacheTotals(CacheCounts):
+    not_modified: int = Field(description="hits answered 304 (If-None-Match)")
+    fills: int = Field(description="entries stored (first reads and pre-warming)")
+    not_cached_oversize: int = Field(description="responses served but too large to cache")
+
+
+class CacheHour(BaseModel):
+    hour: datetime
+    hits: int
+    misses: int
+    bytes_served: int
+
+
+class CacheEntryOut(BaseModel):
+    request_id: str
+    user_id: str
+    bytes: int
+    ttl_seconds: int
+    cached_at: datetime | None
+
+
+class CacheEvictions(BaseModel):
+    """Entries dropped since counting began, by why."""
+
+    ttl: int = Field(description="expired by their TTL")
+    memory: int = Field(description="evicted by Redis before their TTL (maxmemory)")
+    expired: int = Field(description="older than the TTL now set (maintenance)")
+    oversized: int = Field(description="over the size cap now set (maintenance)")
+    orphaned: int = Field(description="request gone or user inactive (maintenance)")
+    stale: int = Field(description="another version of the response is stored (maintenance)")
+    invalidated: int = Field(description="a newer response, a disabled user, a cancel")
+    cleared: int = Field(description="removed by an admin")
+
+
+class CacheMaintenance(BaseModel):
+    """What one maintenance run (the hourly task or an admin's optimize) did."""
+
+    at: datetime
+    reconciled: dict[str, int] = Field(description="entries Redis had dropped, counted now")
+    dropped: dict[str, int] = Field(description="entries dropped, by reason")
+    dropped_bytes: int
+    prewarmed: int = Field(description="responses read recently, evicted, cached again")
+    entries: int
+    bytes: int
+    took_ms: float
+
+
+class CacheStats(BaseModel):
+    entries: int
+    bytes: int
+    ttl_seconds: int
+    max_entry_bytes: int
+    since: datetime | None = Field(description="when counting began")
+    total: CacheTotals
+    last_hour: CacheCounts = Field(
+        description="this hour's counts plus the share of the last hour's still in the past "
+        "60 minutes (summed over every API process)"
+    )
+    hours: list[CacheHour] = Field(description="the last 24 hour buckets, newest first")
+    evictions: CacheEvictions
+    largest: list[CacheEntryOut]
+    last_maintenance: CacheMaintenance | None
+
+
+class CacheCleared(BaseModel):
+    scope: Literal["all", "user", "request"]
+    target: str
+    entries: int = Field(description="entries removed")
+    bytes: int = Field(description="bytes of the bodies removed")

@@ -5,19 +5,22 @@ applies it with a few statements, inside the import's one transaction:
 
 - a result is applied once: the first copy inserts the `Response` and moves its request to
   its final state (COMPLETED or FAILED, with a history event); a replay changes nothing;
+  a newer result (executed later than the stored one) replaces it, with a history event,
+  and its cached copy goes once the import commits (`response_cache.invalidate_on_commit`);
 - a result too large for one record line arrives as parts (`part` 0..`parts`-1), possibly
   over several batches in any order; the parts wait in `ResponsePart` until the last one
   is in, then become one `Response` with the hits in order;
 - users and profile types are upserts guarded by version: an older one never overwrites
-  a newer one.
+  a newer one; a user arriving inactive loses their cached responses after the commit.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from request_network.models import (
@@ -31,6 +34,7 @@ from request_network.models import (
     ResponsePart,
     User,
 )
+from request_network.services import response_cache
 from shared.db import utcnow
 from shared.records import ProfileTypeData, UserData
 from transfer.format import Record
@@ -56,15 +60,19 @@ def _join_parts(
     parts: list[Record], batch_id: str, *, session: Session
 ) -> list[tuple[Record, dict[str, Any]]]:
     ids = list(dict.fromkeys(rec.id for rec in parts))
-    answered = bulk.existing_keys(session, Response.__table__, "request_id", ids)
+    answered = dict(
+        session.execute(
+            select(Response.request_id, Response.executed_at).where(Response.request_id.in_(ids))
+        ).all()
+    )
     held: dict[str, dict[int, ResponsePart]] = defaultdict(dict)
     stored = select(ResponsePart).where(ResponsePart.request_id.in_(ids))
     for kept in session.scalars(stored):
         held[kept.request_id][kept.part] = kept
     first: dict[str, Record] = {}
     for rec in parts:
-        if rec.id in answered:
-            continue  # a replay of a result already stored
+        if rec.id in answered and _utc(rec.data["executed_at"]) <= _utc(answered[rec.id]):
+            continue  # a replay of a result already stored (a newer one replaces it)
         k, n = rec.data["part"], rec.data["parts"]
         if not 0 <= k < n:
             raise RecordRefused(rec, f"part {k} of a result in {n} parts")
@@ -119,9 +127,11 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     same = {"received_at": now, "batch_id": batch_id}
     table = Response.__table__
     fresh = set(bulk.insert_new(session, table, columns, key="request_id", same=same))
-    if not fresh:
+    stored = [(rec, data) for rec, data in results if rec.id not in fresh]
+    replaced = _replace_older(session, stored, same) if stored else set()
+    if not fresh and not replaced:
         return
-    applied = {rec.id: data for rec, data in results if rec.id in fresh}
+    applied = {rec.id: data for rec, data in results if rec.id in fresh or rec.id in replaced}
     completed = [rid for rid, data in applied.items() if data["status"] == "DONE"]
     failed = [rid for rid, data in applied.items() if data["status"] != "DONE"]
     table = Request.__table__  # the rest runs behind the reader (see transfer.protocol.behind)
@@ -131,12 +141,69 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     events = {
         "request_id": list(applied),
         "status": [COMPLETED if d["status"] == "DONE" else FAILED for d in applied.values()],
-        "detail": [d["error"] or "" for d in applied.values()],
+        "detail": [_detail(d["error"], newer=rid in replaced) for rid, d in applied.items()],
     }
     bulk.insert_rows(session, RequestEvent.__table__, events, same={"at": now})
     # A request sent again (see `requeue`) and answered meanwhile need not go out once more.
     bulk.delete_in(session, OutboxEntry.__table__, "request_id", list(applied), defer=True)
     bulk.expire_loaded(session, Request, applied)
+    if replaced:
+        bulk.expire_loaded(session, Response, replaced)
+        response_cache.invalidate_on_commit(session, request_ids=replaced)
+
+
+def _detail(error: str | None, *, newer: bool) -> str:
+    if not newer:
+        return error or ""
+    return f"a newer result: {error}" if error else "a newer result"
+
+
+def _utc(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _replace_older(
+    session: Session, results: list[tuple[Record, dict[str, Any]]], same: dict[str, Any]
+) -> set[str]:
+    """Results for requests already answered that were executed later than the stored
+    response (a request run again) replace it; a replay (same execution) changes nothing.
+    Returns the ids replaced."""
+    ids = [rec.id for rec, _ in results]
+    stored = dict(
+        session.execute(
+            select(Response.request_id, Response.executed_at).where(Response.request_id.in_(ids))
+        ).all()
+    )
+    newer = {
+        rec.id: data
+        for rec, data in results
+        if rec.id in stored and _utc(data["executed_at"]) > _utc(stored[rec.id])
+    }
+    if not newer:
+        return set()
+    table = Response.__table__
+    fields = ("status", "total", "hits", "error", "took_ms")
+    stmt = (
+        update(table)
+        .where(table.c.request_id == bindparam("r_id"))
+        .where(table.c.executed_at < bindparam("r_executed_at"))
+        .values(
+            executed_at=bindparam("r_executed_at"),
+            **{f: bindparam(f"r_{f}") for f in fields},
+            **same,
+        )
+    )
+    rows = [
+        {
+            "r_id": rid,
+            "r_executed_at": _utc(data["executed_at"]),
+            **{f"r_{f}": data[f] for f in fields},
+        }
+        for rid, data in newer.items()
+    ]
+    session.execute(stmt, rows)
+    return set(newer)
 
 
 def apply_users(session: Session, records: list[Record], _batch_id: str) -> None:
@@ -154,6 +221,9 @@ def apply_users(session: Session, records: list[Record], _batch_id: str) -> None
     ]
     bulk.upsert_newer(session, User.__table__, rows, key="id")
     bulk.expire_loaded(session, User, [r["id"] for r in rows])
+    inactive = [r["id"] for r in rows if not r["active"]]
+    if inactive:
+        response_cache.invalidate_on_commit(session, user_ids=inactive)
 
 
 def apply_profile_types(session: Session, records: list[Record], _batch_id: str) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import suppress
 from typing import Any
 
-import orjson
-from redis import Redis, RedisError
+from redis import Redis
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -20,6 +18,7 @@ from request_network.models import (
     Response,
     User,
 )
+from request_network.services import response_cache
 from request_network.services.exchange import enqueue
 from request_network.services.identity import profile_rules
 from shared.db import utcnow
@@ -136,43 +135,31 @@ def get_own(user: User, request_id: str, *, session: Session) -> Request:
     return request
 
 
-def _response_dict(response: Response) -> dict[str, Any]:
-    return {
-        "request_id": response.request_id,
-        "status": response.status,
-        "total": response.total,
-        "hits": response.hits,
-        "error": response.error,
-        "executed_at": response.executed_at.isoformat(),
-        "took_ms": response.took_ms,
-        "received_at": response.received_at.isoformat(),
-    }
-
-
 def get_response(
-    user: User, request_id: str, *, session: Session, cache: Redis | None, ttl: int
-) -> dict[str, Any]:
-    """The response, served from the Redis cache after the first read (once the request is
-    known to be the caller's)."""
+    user: User,
+    request_id: str,
+    *,
+    session: Session,
+    cache: Redis | None,
+    policy: response_cache.Policy,
+    if_none_match: str | None = None,
+) -> response_cache.Served:
+    """The response's bytes (or a 304 for a matching `if_none_match`), from the Redis cache
+    once the request is known to be the caller's: one indexed read of the owner, then the
+    cache, then (a miss) the response row, which fills the cache."""
     owner = session.execute(
         select(Request.user_id).where(Request.id == request_id)
     ).scalar_one_or_none()
     if owner != user.id:
         raise _NOT_FOUND
-    key = f"resp:{request_id}"
-    if cache is not None:
-        try:
-            cached = cache.get(key)
-            if cached:
-                return orjson.loads(cached)
-        except RedisError:
-            cache = None  # the database answers; the cache is only an accelerator
-    response = session.get(Response, request_id)
-    if response is None:
-        state = get_own(user, request_id, session=session).public_status
-        raise Problem(404, "Not found", f"no response yet; the request is {state}")
-    body = _response_dict(response)
-    if cache is not None:
-        with suppress(RedisError):
-            cache.set(key, orjson.dumps(body), ex=ttl)
-    return body
+
+    def load() -> response_cache.Loaded:
+        response = session.get(Response, request_id)
+        if response is None:
+            state = get_own(user, request_id, session=session).public_status
+            raise Problem(404, "Not found", f"no response yet; the request is {state}")
+        return response_cache.encode(response)
+
+    return response_cache.read_through(
+        cache, request_id, user_id=user.id, policy=policy, load=load, if_none_match=if_none_match
+    )

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from response_network.api.deps import AnyoneDep
 from response_network.api.schemas import Health
 from shared.cache import get_redis, redis_ok
+from shared.health import ferry_version
 
 router = APIRouter(tags=["health"])
 
@@ -23,4 +24,4 @@ def health(caller: AnyoneDep, response: Response) -> Health:
         checks["database"] = "unavailable"
         response.status_code = 503
     ok = all(v == "ok" for v in checks.values())
-    return Health(status="ok" if ok else "degraded", checks=checks)
+    return Health(status="ok" if ok else "degraded", checks=checks, version=ferry_version())

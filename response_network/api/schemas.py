@@ -14,3 +14,4 @@ class Token(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str]
+    version: str = ""  # the installed Ferry's

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from elastic_transport._node import NodeApiResponse  # the node API's return typ
 from elastic_transport.client_utils import DEFAULT, DefaultType
 from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.helpers import streaming_bulk
+
+from shared.metrics import SEARCH_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +209,15 @@ class SearchBackend:
         for index, body in chunk:
             lines.append({"index": index})
             lines.append({"timeout": server_timeout, **body})
+        started = time.perf_counter()
         try:
             response = self.client.options(request_timeout=timeout_s).msearch(searches=lines)
         except (ApiError, TransportError) as exc:
+            SEARCH_SECONDS.labels("failed").observe(time.perf_counter() - started)
             message = _describe_exception(exc, timeout_s)
             log.warning("msearch of %d searches failed: %s", len(chunk), message)
             return [SearchOutcome.failed(message) for _ in chunk]
+        SEARCH_SECONDS.labels("ok").observe(time.perf_counter() - started)
         items = response.body.get("responses", [])
         if len(items) != len(chunk):
             message = f"Elasticsearch sent {len(items)} responses for {len(chunk)} searches"

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from request_api_helpers import JWT_SECRET, assert_problem, closed_port, make_settings
 
 from request_network.app import create_app
+from shared.health import ferry_version
 from shared.security.tokens import issue_token
 
 pytestmark = pytest.mark.postgres
@@ -17,7 +18,11 @@ def test_health_is_ok_with_real_postgres_and_redis(client):
     reply = client.get("/health")
 
     assert reply.status_code == 200
-    assert reply.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    assert reply.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok"},
+        "version": ferry_version(),
+    }
 
 
 def test_health_needs_no_token(client):

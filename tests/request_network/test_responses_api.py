@@ -71,7 +71,7 @@ def test_second_read_is_served_from_redis(client, settings, seed, alice_id, alic
     assert redis_client.exists(key) == 1
     cached = orjson.loads(redis_client.get(key))
     assert (cached["request_id"], cached["hits"]) == (request_id, HITS)
-    assert 0 < redis_client.ttl(key) <= settings.response_cache_seconds
+    assert 0 < redis_client.ttl(key) <= settings.response_cache_ttl_seconds
 
     seed.delete_response(request_id)  # only the cache can answer now
     second = client.get(response_url(request_id), headers=alice)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from shared.aggregates import bucket, series
 
 
 @dataclass(frozen=True)
@@ -84,4 +86,38 @@ def list_batches(session: Session, batch_model: type, f: BatchFilter) -> dict[st
             "errors": int(errors),
             "error_rate": round(errors / records, 4) if records else 0.0,
         },
+    }
+
+
+def per_day(session: Session, batch_model: type, *, days: int, now: datetime) -> dict[str, Any]:
+    """Batches in and out per UTC day over the last `days` days (every day listed): how
+    many, their records, mean processing time and the share of records refused."""
+    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = bucket(session, batch_model.created_at, "day")
+    rows = session.execute(
+        select(
+            day.label("day"),
+            batch_model.direction,
+            func.count(),
+            func.coalesce(func.sum(batch_model.record_count), 0),
+            func.avg(batch_model.processing_ms),
+            func.coalesce(func.sum(batch_model.error_count), 0),
+        )
+        .where(batch_model.created_at >= start)
+        .group_by(day, batch_model.direction)
+    ).all()
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for when, direction, count, records, processing, errors in rows:
+        found.setdefault(when, {})[direction] = {
+            "batches": count,
+            "records": int(records),
+            "processing_ms_mean": None if processing is None else round(float(processing), 1),
+            "error_rate": round(int(errors) / int(records), 4) if records else 0.0,
+        }
+    empty = {"batches": 0, "records": 0, "processing_ms_mean": None, "error_rate": 0.0}
+    return {
+        "days": [
+            {"day": key, "in": value.get("in", empty), "out": value.get("out", empty)}
+            for key, value in series("day", start, days, found, {})
+        ]
     }

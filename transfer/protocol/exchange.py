@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from shared.metrics import BATCHES
 from transfer.format import Limits, Record, WrittenBatch, write_batch
 from transfer.format.fsutil import fsync_directory, publish
 from transfer.format.keys import SigningKey
@@ -103,6 +104,7 @@ def _publish_committed_files(session: Session) -> None:
     """Only a batch whose row is committed becomes visible in the outbox."""
     for path in session.info.pop(_WRITTEN, []):
         _publish(path)
+        BATCHES.labels("written", path.name.split("-", 1)[0]).inc()
 
 
 def settle_pending(session: Session, batch_model: type, outbox: Path, *, stream: str) -> None:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from shared import audit
 from shared.db import utcnow
+from shared.metrics import BATCHES
 from shared.records import AckData, validate_record
 from transfer.format import BatchRejected, Record, file_digest, open_batch, parse_batch_filename
 from transfer.format.spec import Limits
@@ -165,6 +166,8 @@ def import_file(
     else:
         _move(path, inbound.processed)
         log.info("%s %s (%d records)", outcome.status, path.name, outcome.records)
+    if outcome.status != "skipped":
+        BATCHES.labels(outcome.status, outcome.stream or "unknown").inc()
     return outcome
 
 

@@ -247,3 +247,37 @@ def check_reply(call: Call, reply) -> str | None:
         if body.get("status") != reply.status_code or not body.get("title"):
             return f"{where}: problem body {body}"
     return None
+
+
+def operations_with_inputs(schema: dict) -> set[tuple[str, str]]:
+    """(method, path) of every operation that takes a parameter or a body."""
+    return {
+        (m.upper(), p)
+        for p, ops in schema["paths"].items()
+        for m, op in ops.items()
+        if op.get("parameters") or op.get("requestBody")
+    }
+
+
+def hostile_failures(client, calls: list[Call], auth: dict[str, str]) -> list[str]:
+    """What went wrong over `calls` sent with `auth` (see `check_reply`)."""
+    return [f for call in calls if (f := check_reply(call, call.send(client, auth)))]
+
+
+def credential_failures(client, schema: dict, headers_for) -> list[str]:
+    """Every protected operation called with credentials made of hostile text
+    (`headers_for(value)` gives the header sets to try): anything but a 401 is a failure."""
+    failures = []
+    for path, ops in schema["paths"].items():
+        for method, op in ops.items():
+            if not op.get("security"):
+                continue
+            url = path.replace("{", "").replace("}", "")
+            for value in HOSTILE_STRINGS + ["ferry_live_" + "a" * 500, "Bearer", "x.y.z"]:
+                if not (value.isascii() and value.isprintable()):
+                    continue  # not sendable as a header
+                for header in headers_for(value):
+                    reply = client.request(method.upper(), url, headers=header)
+                    if reply.status_code != 401:
+                        failures.append(f"{method.upper()} {path} {header}: {reply.status_code}")
+    return failures

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from request_network.api import (
+    account,
+    admin_api_keys,
     admin_cache,
     admin_health,
     admin_queues,
     admin_requests,
+    admin_settings,
     admin_stats,
     admin_users,
     api_keys,
@@ -19,21 +26,36 @@ from request_network.api import (
     rate_limits,
     requests,
 )
+from request_network.services import governed
 from request_network.settings import RequestSettings, get_settings
+from shared.api_docs import install_api_docs
 from shared.http import Admission, BodySizeLimit
 from shared.http_edge import SecurityHeaders
 from shared.problems import install_problem_handlers
+from shared.reload import reloading_on_sighup
 from transfer.operator.api import PREFIX as OPERATOR_PREFIX
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The governed settings in force are read once before the first request needs them.
+    await run_in_threadpool(governed.warm, app.state.settings)
+    async with reloading_on_sighup(app, get_settings.replace):  # docs/OPERATIONS.md
+        yield
 
 
 def create_app(settings: RequestSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Ferry request network", version="1", **settings.fastapi_docs())
+    app = FastAPI(
+        title="Ferry request network", version="1", lifespan=_lifespan, **settings.fastapi_docs()
+    )
+    install_api_docs(app)  # /docs, from this origin, when the schema is served
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (auth, requests, api_keys, rate_limits, operator, health, metrics):
+    for module in (auth, account, requests, api_keys, rate_limits, operator, health, metrics):
         app.include_router(module.router)
     admin = (admin_users, admin_requests, admin_stats, admin_cache, admin_health, admin_queues)
+    admin += (admin_api_keys, admin_settings)
     for module in admin:  # the operations surface (docs/OPERATIONS.md)
         app.include_router(module.router)
     app.include_router(operator.admin_router)

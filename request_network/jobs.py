@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -12,8 +12,18 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from request_network.models import Batch, TaskRun
-from request_network.services import health, response_cache, response_cache_upkeep
-from request_network.services.exchange import export_requests, import_batches
+from request_network.services import (
+    governed,
+    health,
+    lifecycle,
+    response_cache,
+    response_cache_upkeep,
+)
+from request_network.services.exchange import (
+    export_requests,
+    export_user_changes,
+    import_batches,
+)
 from request_network.services.exchange import requeue_unacked as requeue_unacked_requests
 from request_network.settings import RequestSettings, get_settings
 from shared.cache import get_redis
@@ -30,10 +40,12 @@ def export(settings: RequestSettings) -> dict:
     """Pending requests to the outbox; an `acks` batch if nothing else carries due acks."""
     out = outbound_from(settings)
     with transaction(settings.database_url) as session:
+        changes = export_user_changes(out, session=session)
         report = export_requests(out, session=session, keep_ids=False)
         acks = export_acks_if_due(session, Batch, out)
     return {
         "requests": report.requests,
+        "user_changes": sum(b.carried for b in changes),
         "batches": [
             {
                 "file": str(b.path),
@@ -42,7 +54,7 @@ def export(settings: RequestSettings) -> dict:
                 "sha256": b.digest,
                 "records": b.count,
             }
-            for b in [*report.batches, *acks]
+            for b in [*changes, *report.batches, *acks]
         ],
     }
 
@@ -50,17 +62,52 @@ def export(settings: RequestSettings) -> dict:
 @contextmanager
 def _import_unit(settings: RequestSettings) -> Iterator[Session]:
     """One batch's transaction; the responses it replaces leave the cache around its commit
-    (`response_cache.watch_commits`)."""
+    (`response_cache.watch_commits`), and governed settings it applies are announced to
+    every process after it (`governed.watch_commits`)."""
     with transaction(settings.database_url) as session:
         response_cache.watch_commits(session, get_redis(settings.redis_url))
+        governed.watch_commits(session, settings)
         yield session
 
 
-def import_inbox(settings: RequestSettings) -> dict:
-    """Import the inbox, then retire the kept batches the peer has now acknowledged."""
-    outcomes = import_batches(inbound_from(settings), partial(_import_unit, settings))
+# What each importer takes from the inbox: identity and settings have their own tasks
+# (`users_importer`, `settings_importer`); `import_results` takes the rest (results, acks,
+# and anything unexpected, which it quarantines).
+IDENTITY_STREAMS = ("users", "profile_types")
+SETTINGS_STREAMS = ("settings",)
+
+
+def import_inbox(
+    settings: RequestSettings,
+    *,
+    streams: Collection[str] | None = None,
+    other_streams: Collection[str] = (),
+) -> dict:
+    """Import the inbox (every batch, or those of `streams`, or all but `other_streams`),
+    then retire the kept batches the peer has now acknowledged."""
+    outcomes = import_batches(
+        inbound_from(settings),
+        partial(_import_unit, settings),
+        streams=streams,
+        other_streams=other_streams,
+    )
     retired = upkeep.retire_acked(settings, Batch)
     return {"files": [asdict(o) for o in outcomes], "retired": retired}
+
+
+def import_results(settings: RequestSettings) -> dict:
+    """Results, acks and anything unexpected (quarantined); not identity or settings."""
+    return import_inbox(settings, other_streams=(*IDENTITY_STREAMS, *SETTINGS_STREAMS))
+
+
+def import_identity(settings: RequestSettings) -> dict:
+    """Users and profile types from the authority."""
+    return import_inbox(settings, streams=IDENTITY_STREAMS)
+
+
+def import_settings(settings: RequestSettings) -> dict:
+    """Governed settings from the authority."""
+    return import_inbox(settings, streams=SETTINGS_STREAMS)
 
 
 def transfer_status(settings: RequestSettings) -> TransferStatus:
@@ -98,6 +145,15 @@ def requeue_unacked(settings: RequestSettings, *, older_than: timedelta) -> dict
     return asdict(StaleReport(requeued))
 
 
+def expire_requests(settings: RequestSettings) -> dict:
+    """Requests unanswered for `requests.expiry_hours` (governed, else the deployment's
+    `request_expiry_hours`) since they were last sent expire (`lifecycle.expire_unanswered`)."""
+    with transaction(settings.database_url) as session:
+        hours = governed.in_force(settings, session=session)["requests.expiry_hours"]
+        expired = lifecycle.expire_unanswered(session=session, older_than=timedelta(hours=hours))
+    return {"expired": expired, "older_than_hours": hours}
+
+
 def cache_maintenance(settings: RequestSettings) -> dict:
     """The hourly upkeep of the response cache (`response_cache_upkeep.optimize`); its report
     is kept in Redis for the cache statistics and returned (the task run records it)."""
@@ -105,7 +161,7 @@ def cache_maintenance(settings: RequestSettings) -> dict:
         return response_cache_upkeep.optimize(
             get_redis(settings.redis_url),
             session=session,
-            policy=response_cache.Policy.of(settings),
+            policy=response_cache.Policy.of(settings, session=session),
             prewarm_seconds=settings.response_cache_prewarm_seconds,
             prewarm_max=settings.response_cache_prewarm_max,
         )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -36,15 +38,20 @@ from shared.ratelimit import MAX_LIMIT
 
 # Request states. The stored `status` is PENDING until the answer arrives (COMPLETED or
 # FAILED); a PENDING request that a batch has carried out (it has a `RequestExport`) is
-# EXPORTED, which the user sees as IN_TRANSIT.
-PENDING, EXPORTED, COMPLETED, FAILED, EXPIRED = (
+# EXPORTED, which the user sees as IN_TRANSIT. A request unanswered past its expiry is
+# EXPIRED; an admin may cancel one still on its way (CANCELLED) or send a failed, expired
+# or cancelled one out again (`services.admin_requests`).
+PENDING, EXPORTED, COMPLETED, FAILED, EXPIRED, CANCELLED = (
     "PENDING",
     "EXPORTED",
     "COMPLETED",
     "FAILED",
     "EXPIRED",
+    "CANCELLED",
 )
 PUBLIC_STATUS = {EXPORTED: "IN_TRANSIT"}
+#: Every state a user or an admin sees, in the order of a request's life.
+PUBLIC_STATES = ("PENDING", "IN_TRANSIT", "COMPLETED", "FAILED", "EXPIRED", "CANCELLED")
 
 
 @dataclass(frozen=True)
@@ -59,10 +66,29 @@ class Base(DeclarativeBase):
 
 
 class User(UserColumns, Base):
-    """A replica of a user whose authority is the response network."""
+    """A replica of a user whose authority is the response network. The user's own changes
+    made here (password, profile) apply here at once and travel to the authority as
+    `UserChange` records; `own_changes` counts them (their record version)."""
 
     __tablename__ = "users"
     synced_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    own_changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class UserChange(Base):
+    """A user's own change on its way to the authority (a `user_change` record); the next
+    export carries it and deletes it. `data`: what changed (a password as its bcrypt hash)."""
+
+    __tablename__ = "user_changes"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    base_version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(Timestamp)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class ProfileType(ProfileTypeColumns, Base):
@@ -77,6 +103,10 @@ class Request(Base):
     profile_type: Mapped[str] = mapped_column(String(64))
     query: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    # Which sending this is: 1, then one more for each retry. It travels as the request
+    # record's version and comes back as its result's, so an answer to an earlier sending
+    # is told apart from the answer to this one.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -103,7 +133,7 @@ class Request(Base):
         """Every state change in time order, the export (kept once per batch) included."""
         entries = [HistoryEntry(e.status, e.at, e.detail) for e in self.events]
         if self.export is not None:
-            entries.append(self.export.as_history())
+            entries.append(self.export.as_history(cancellation=self.status == CANCELLED))
         return sorted(entries, key=lambda e: e.at)  # stable: equal times keep their order
 
 
@@ -125,6 +155,9 @@ class OutboxEntry(Base):
     profile_type: Mapped[str] = mapped_column(String(64))
     query: Mapped[dict[str, Any]] = mapped_column(JSON)
     submitted_at: Mapped[datetime] = mapped_column(Timestamp)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # A cancellation on its way: the record tells the response network not to run it.
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class RequestExport(Base):
@@ -145,8 +178,10 @@ class RequestExport(Base):
         primaryjoin="foreign(RequestExport.batch_id) == Batch.id", viewonly=True
     )
 
-    def as_history(self) -> HistoryEntry:
-        return HistoryEntry(EXPORTED, self.at, f"in {self.batch.filename}")
+    def as_history(self, *, cancellation: bool = False) -> HistoryEntry:
+        """The EXPORTED step; for a cancelled request, the batch carried its cancellation."""
+        what = "the cancellation in" if cancellation else "in"
+        return HistoryEntry(EXPORTED, self.at, f"{what} {self.batch.filename}")
 
 
 class RequestEvent(Base):
@@ -213,7 +248,14 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)  # by the owner: final
+    # Rotation: the secret the last rotation replaced still opens the key until its end.
+    rotated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    previous_key_hmac: Mapped[str | None] = mapped_column(String(64))
+    previous_valid_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Disabled by an admin (`disabled_by`, a user id): refused until an admin enables it.
+    disabled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    disabled_by: Mapped[str | None] = mapped_column(String(36))
 
 
 def _limit_in_range(column: str) -> CheckConstraint:
@@ -243,7 +285,8 @@ class RateLimitOverride(Base):
 
 
 class RateLimitViolation(Base):
-    """One blocked request: who, which window, the count it would have reached, when."""
+    """One blocked request: who (and with which API key), which window, the count it would
+    have reached, when."""
 
     __tablename__ = "rate_limit_violations"
     __table_args__ = (Index("ix_rate_limit_violations_user_at", "user_id", "at"),)
@@ -255,6 +298,7 @@ class RateLimitViolation(Base):
     limit: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(String(255), default="")
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))  # the API key used, if any
 
 
 class AccountLock(AccountLockColumns, Base):
@@ -278,3 +322,17 @@ class HealthSample(HealthSampleColumns, Base):
     """The detailed health as `system_monitoring` sampled it (bounded history)."""
 
     __tablename__ = "health_samples"
+
+
+class GovernedSetting(Base):
+    """A governed setting as the authority sent it (a `setting` record): its value (null:
+    not governed, the deployment's own setting applies), version, arrival and batch (no
+    foreign key, like shared.models.BULK_BATCH_ID). `services.governed` reads them."""
+
+    __tablename__ = "governed_settings"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    batch_id: Mapped[str] = mapped_column(String(36))

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from response_network.api import (
+    admin_executions,
     admin_health,
     admin_queues,
+    admin_requests,
+    admin_settings,
+    admin_snapshot,
+    admin_stats,
     admin_users,
     auth,
     health,
@@ -14,20 +22,34 @@ from response_network.api import (
     operator,
 )
 from response_network.settings import ResponseSettings, get_settings
+from shared.api_docs import install_api_docs
 from shared.http import Admission, BodySizeLimit
 from shared.http_edge import SecurityHeaders
 from shared.problems import install_problem_handlers
+from shared.reload import reloading_on_sighup
 from transfer.operator.api import PREFIX as OPERATOR_PREFIX
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with reloading_on_sighup(app, get_settings.replace):  # docs/OPERATIONS.md
+        yield
 
 
 def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Ferry response network", version="1", **settings.fastapi_docs())
+    app = FastAPI(
+        title="Ferry response network", version="1", lifespan=_lifespan, **settings.fastapi_docs()
+    )
+    install_api_docs(app)  # /docs, from this origin, when the schema is served
     app.state.settings = settings
     install_problem_handlers(app)
     for module in (auth, operator, health, metrics):
         app.include_router(module.router)
-    for module in (admin_users, admin_health, admin_queues):  # operations (OPERATIONS.md)
+    admin = (admin_users, admin_health, admin_queues, admin_settings, admin_snapshot)
+    for module in admin:  # OPERATIONS.md
+        app.include_router(module.router)
+    for module in (admin_requests, admin_executions, admin_stats):  # steering (OPERATIONS.md)
         app.include_router(module.router)
     app.include_router(operator.admin_router)
     app.add_middleware(Admission, **settings.admission())

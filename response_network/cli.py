@@ -59,14 +59,23 @@ app, _settings = network_cli(
         transfer_cli=_transfer_cli,
         audit_model=_audit_model,
         import_help="Import request batches waiting in the inbox.",
-        export_help="Write results (and changed users and profile types) to the outbox.",
+        export_help="Write results (and changed users, profile types and settings) to the outbox.",
+        full_export=True,
     ),
     help="The response network: API, worker, beat, identity and the batch steps.",
 )
 users = typer.Typer(help="Users (this network is their authority).", no_args_is_help=True)
 profile_types = typer.Typer(help="Profile types.", no_args_is_help=True)
 index = typer.Typer(help="Elasticsearch indices.", no_args_is_help=True)
-for sub, name in ((users, "users"), (profile_types, "profile-types"), (index, "index")):
+governed_settings = typer.Typer(
+    help="Governed settings (this network is their authority).", no_args_is_help=True
+)
+for sub, name in (
+    (users, "users"),
+    (profile_types, "profile-types"),
+    (index, "index"),
+    (governed_settings, "settings"),
+):
     app.add_typer(sub, name=name)
 
 
@@ -145,3 +154,91 @@ def index_load(
     finally:
         backend.close()
     emit({"index": name, "documents": count})
+
+
+def _bounds(item: dict) -> str:
+    low, high = item["minimum"], item["maximum"]
+    if low is None and high is None:
+        return ""
+    return f"{low} {'<' if item['exclusive_minimum'] else '≤'} x ≤ {high}"
+
+
+@governed_settings.command("list")
+@friendly
+def settings_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+):
+    """Every governed key: value in force and its source, version, default and bounds."""
+    import orjson
+    from rich.table import Table
+
+    from response_network.services import governed
+    from shared.cli_util import console
+    from shared.db import transaction
+
+    settings = _settings()
+    with transaction(settings.database_url) as session:
+        items = governed.list_settings(settings, session=session)
+    if as_json:
+        emit(items)
+        return
+    table = Table("key", "value", "source", "version", "default", "bounds", "exported")
+    for item in items:
+        table.add_row(
+            item["key"],
+            orjson.dumps(item["value"]).decode(),
+            item["source"],
+            str(item["version"]),
+            orjson.dumps(item["default"]).decode(),
+            _bounds(item),
+            "yes" if item["replicated"] else "no",
+        )
+    console.print(table)
+
+
+@governed_settings.command("get")
+@friendly
+def settings_get(key: Annotated[str, typer.Argument(help="The key, e.g. rate_limits.soft_ratio")]):
+    """One governed key as `list` shows it, with its description."""
+    from response_network.services import governed
+    from shared.db import transaction
+
+    settings = _settings()
+    with transaction(settings.database_url) as session:
+        emit(governed.get_setting(key, settings, session=session))
+
+
+@governed_settings.command("set")
+@friendly
+def settings_set(
+    key: Annotated[str, typer.Argument(help="The key, e.g. rate_limits.soft_ratio")],
+    value: Annotated[str, typer.Argument(help="The new value as JSON (null: the default)")],
+):
+    """Change one governed key (versioned, audited); the next settings export carries it."""
+    import orjson
+
+    from response_network.services import governed
+    from shared.db import transaction
+
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise ValueError(f"{key}: the value must be JSON (e.g. 0.75, 300, {{}} or null)") from None
+    settings = _settings()
+    with transaction(settings.database_url) as session:
+        items, changed = governed.set_values({key: parsed}, settings, session=session, actor="cli")
+    item = next(i for i in items if i["key"] == key)
+    emit({**item, "changed": bool(changed)})
+
+
+@governed_settings.command("export")
+@friendly
+def settings_export(
+    full: Annotated[
+        bool, typer.Option("--full", help="Every governed key, not only those changed")
+    ] = False,
+):
+    """Write changed governed settings (or, with --full, all of them) to the outbox."""
+    from response_network import jobs
+
+    emit(jobs.export_settings(_settings(), full=full))

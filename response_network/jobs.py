@@ -8,11 +8,17 @@ from datetime import timedelta
 from functools import partial
 
 from response_network.models import Batch, TaskRun
-from response_network.services import health
+from response_network.services import governed, health
 from response_network.services.exchange import export_results, import_requests, reexport_unacked
-from response_network.services.executor import requeue_stale, run_queued
-from response_network.services.identity import export_identity
+from response_network.services.executor import prune_executions, requeue_stale, run_queued
+from response_network.services.identity import (
+    export_identity,
+    export_profile_types,
+    export_users,
+    send_all_again,
+)
 from response_network.services.search import SearchBackend, make_client
+from response_network.services.snapshot import take_snapshot
 from response_network.settings import ResponseSettings, get_settings
 from shared.db import transaction
 from shared.history import DatabaseRunRecorder
@@ -65,16 +71,76 @@ def execute(settings: ResponseSettings, backend: SearchBackend | None = None) ->
     return {"done": report.done, "failed": report.failed}
 
 
-def export(settings: ResponseSettings) -> dict:
-    """Identity and results to the outbox; an `acks` batch if nothing else carries due acks."""
+def results_exporter(settings: ResponseSettings) -> dict:
+    """Unexported results to the outbox; an `acks` batch if nothing else carries due acks."""
     out = outbound_from(settings)
     with transaction(settings.database_url) as session:
+        results = export_results(out, session=session, keep_ids=False)
+        acks = export_acks_if_due(session, Batch, out)
+    return {"results": results.results, "batches": _batches([*results.batches, *acks])}
+
+
+def users_exporter(settings: ResponseSettings) -> dict:
+    """Users changed since the last export to the outbox (the `users` stream)."""
+    with transaction(settings.database_url) as session:
+        batches = export_users(outbound_from(settings), session=session)
+    return {"batches": _batches(batches)}
+
+
+def password_sync(settings: ResponseSettings) -> dict:
+    """Users whose password changed (a user's own change applied or refused, an admin's
+    reset) to the outbox, so that both networks agree on it."""
+    with transaction(settings.database_url) as session:
+        batches = export_users(outbound_from(settings), session=session, passwords_only=True)
+    return {"batches": _batches(batches)}
+
+
+def profile_types_exporter(settings: ResponseSettings) -> dict:
+    """Profile types changed since the last export to the outbox."""
+    with transaction(settings.database_url) as session:
+        batches = export_profile_types(outbound_from(settings), session=session)
+    return {"batches": _batches(batches)}
+
+
+def cache_maintenance(settings: ResponseSettings) -> dict:
+    """The hourly upkeep of what the response network keeps: executions older than
+    `execution_history_days` go, except each request's latest."""
+    older_than = timedelta(days=settings.execution_history_days)
+    with transaction(settings.database_url) as session:
+        pruned = prune_executions(session=session, older_than=older_than)
+    return {"executions_pruned": pruned, "older_than_days": settings.execution_history_days}
+
+
+def export_settings(settings: ResponseSettings, *, full: bool = False) -> dict:
+    """Governed settings changed since the last export to the outbox (the `settings`
+    stream); with `full`, a snapshot of every governed key."""
+    with transaction(settings.database_url) as session:
+        batches = governed.export_settings(outbound_from(settings), session=session, full=full)
+    return {"batches": _batches(batches)}
+
+
+def snapshot(settings: ResponseSettings, *, actor: str = "cli") -> dict:
+    """A full snapshot for a fresh request network (`services.snapshot`)."""
+    with transaction(settings.database_url) as session:
+        return take_snapshot(outbound_from(settings), session=session, actor=actor)
+
+
+def export(settings: ResponseSettings, *, full: bool = False) -> dict:
+    """Identity, settings and results to the outbox; an `acks` batch if nothing else carries
+    due acks (what `users_exporter`, `profile_types_exporter`, `settings_exporter` and
+    `export_results` do, at once). `full`: every user, profile type and setting, changed or
+    not (a snapshot for a fresh request network)."""
+    out = outbound_from(settings)
+    with transaction(settings.database_url) as session:
+        if full:
+            send_all_again(session=session)
         identity = export_identity(out, session=session)
+        changed = governed.export_settings(out, session=session, full=full)
         results = export_results(out, session=session, keep_ids=False)
         acks = export_acks_if_due(session, Batch, out)
     return {
         "results": results.results,
-        "batches": _batches([*identity, *results.batches, *acks]),
+        "batches": _batches([*identity, *changed, *results.batches, *acks]),
     }
 
 

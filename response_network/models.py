@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import naming_metadata, utcnow
@@ -22,6 +32,7 @@ from shared.models import (
 )
 
 QUEUED, RUNNING, DONE, FAILED = "QUEUED", "RUNNING", "DONE", "FAILED"
+CANCELLED = "CANCELLED"  # cancelled on the request network before it ran
 
 
 class Base(DeclarativeBase):
@@ -39,6 +50,14 @@ class User(UserColumns, Base):
     __tablename__ = "users"
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     exported_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The version at which this network itself last set the password (creation, an admin's
+    # reset): a user's own change made on an older version loses to it.
+    password_set_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # False while a password change waits for `password_sync` to send it back.
+    password_synced: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The last of the user's own changes (`user_change` records, numbered by the request
+    # network) applied here: a replayed or older one changes nothing.
+    own_changes_applied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AccountLock(AccountLockColumns, Base):
@@ -57,6 +76,9 @@ class ImportedRequest(Base):
     query: Mapped[dict[str, Any]] = mapped_column(JSON)
     submitted_at: Mapped[datetime] = mapped_column(Timestamp)
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    # The request network's sending of it (its record's version): a higher one is a retry,
+    # run once more; the same one again is a replay and changes nothing.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     batch_id: Mapped[str] = mapped_column(String(36))  # no foreign key: shared.models.BULK_BATCH_ID
     imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
@@ -74,6 +96,7 @@ class Execution(Base):
     status: Mapped[str] = mapped_column(String(16), default=RUNNING)
     error: Mapped[str | None] = mapped_column(Text)
     took_ms: Mapped[int | None] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Result(Base):
@@ -86,6 +109,7 @@ class Result(Base):
     error: Mapped[str | None] = mapped_column(Text)
     executed_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     took_ms: Mapped[int | None] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The batch that carried it out; no foreign key: shared.models.BULK_BATCH_ID.
     batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
@@ -115,3 +139,18 @@ class HealthSample(HealthSampleColumns, Base):
     """The detailed health as `system_monitoring` sampled it (bounded history)."""
 
     __tablename__ = "health_samples"
+
+
+class GovernedSetting(Base):
+    """A governed setting as the authority set it (DESIGN.md §9, `shared.governed`): its value
+    (null: back to the default), a version raised by each change, who changed it last, and
+    the version the last `settings` export carried (as for users)."""
+
+    __tablename__ = "governed_settings"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    exported_version: Mapped[int] = mapped_column(Integer, default=0)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from functools import cache
-
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import FerrySettings
+from response_network.schedule import ENTRIES
+from shared.settings import FerrySettings, SettingsLoader, check_beat_entries
 
 
 class ResponseSettings(FerrySettings):
     model_config = SettingsConfigDict(env_prefix="FERRY_RESPONSE_", extra="ignore")
+    LIVE = FerrySettings.LIVE | {
+        "search_timeout_s",
+        "msearch_chunk",
+        "execute_batch",
+        "execution_history_days",
+    }
 
     network_id: str = "response"
     peer_network_id: str = "request"
@@ -20,8 +25,14 @@ class ResponseSettings(FerrySettings):
     search_timeout_s: float = Field(default=30.0, gt=0)
     msearch_chunk: int = Field(default=50, ge=1, le=1000)
     execute_batch: int = Field(default=500, ge=1)
+    # `cache_maintenance` drops executions older than this (each request's latest stays).
+    execution_history_days: int = Field(default=30, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _known_beat_entries(self) -> ResponseSettings:
+        check_beat_entries(self.beat_seconds, ENTRIES, "FERRY_RESPONSE_")
+        return self
 
 
-@cache
-def get_settings() -> ResponseSettings:
-    return ResponseSettings()
+#: The process's settings: read once, replaced by a SIGHUP reload (shared.reload).
+get_settings = SettingsLoader(ResponseSettings)

@@ -1,16 +1,18 @@
-"""Celery tasks of the response network: thin wrappers over `response_network.jobs`."""
+"""Celery tasks of the response network: thin wrappers over `response_network.jobs`.
+
+Each is named as in the beat schedule (`response_network/schedule.py`, plain data the API
+reads too) and safe to run twice; the former names in `schedule.ALIASES` stay registered
+for one release.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from response_network import jobs
-from response_network.schedule import BEAT, QUEUE
+from response_network.schedule import QUEUE, beat
 from response_network.settings import get_settings
 from shared.celery_app import house_task, make_celery, record_runs_with
-
-# The queue and the beat schedule live in response_network/schedule.py (plain data the API
-# reads too).
 
 _settings = get_settings()
 celery = make_celery(
@@ -18,7 +20,7 @@ celery = make_celery(
     broker=_settings.celery_broker,
     eager=_settings.celery_eager,
     queue=QUEUE,
-    beat=BEAT,
+    beat=beat(_settings.beat_seconds),
 )
 record_runs_with(celery, jobs.task_run_recorder())
 
@@ -28,14 +30,34 @@ def import_requests() -> dict:
     return jobs.import_inbox(get_settings())
 
 
-@house_task(celery, "response.execute", queue=QUEUE, soft_time_limit=900)
-def execute() -> dict:
+@house_task(celery, "response.query_executor", queue=QUEUE, soft_time_limit=900)
+def query_executor() -> dict:
     return jobs.execute(get_settings())
 
 
-@house_task(celery, "response.export", queue=QUEUE)
-def export() -> dict:
-    return jobs.export(get_settings())
+@house_task(celery, "response.export_results", queue=QUEUE)
+def export_results() -> dict:
+    return jobs.results_exporter(get_settings())
+
+
+@house_task(celery, "response.users_exporter", queue=QUEUE)
+def users_exporter() -> dict:
+    return jobs.users_exporter(get_settings())
+
+
+@house_task(celery, "response.profile_types_exporter", queue=QUEUE)
+def profile_types_exporter() -> dict:
+    return jobs.profile_types_exporter(get_settings())
+
+
+@house_task(celery, "response.settings_exporter", queue=QUEUE)
+def settings_exporter(full: bool = False) -> dict:
+    return jobs.export_settings(get_settings(), full=full)
+
+
+@house_task(celery, "response.password_sync", queue=QUEUE)
+def password_sync() -> dict:
+    return jobs.password_sync(get_settings())
 
 
 @house_task(celery, "response.requeue_stale", queue=QUEUE)
@@ -53,6 +75,24 @@ def flag_unacked() -> dict:
     return jobs.flag_unacked(get_settings())
 
 
+@house_task(celery, "response.cache_maintenance", queue=QUEUE)
+def cache_maintenance() -> dict:
+    return jobs.cache_maintenance(get_settings())
+
+
 @house_task(celery, "response.system_monitoring", queue=QUEUE)
 def system_monitoring() -> dict:
     return jobs.system_monitoring(get_settings())
+
+
+# -- former names (schedule.ALIASES), kept for one release ---------------------------------
+
+
+@house_task(celery, "response.execute", queue=QUEUE, soft_time_limit=900)
+def execute() -> dict:
+    return jobs.execute(get_settings())
+
+
+@house_task(celery, "response.export", queue=QUEUE)
+def export() -> dict:
+    return jobs.export(get_settings())

@@ -1,15 +1,35 @@
-"""Reply bodies of the admin health, queue and task routes, the same on both networks."""
+"""Bodies of the admin health, queue, task and settings routes, the same on both networks."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.governed import GovernedValues
 from shared.health import HealthReport
 
 Status = Literal["ok", "degraded", "down"]
+
+
+class BatchFigures(BaseModel):
+    """One direction's batches of one day (`transfer.operator.batch_report.per_day`)."""
+
+    batches: int
+    records: int
+    processing_ms_mean: float | None
+    error_rate: float = Field(description="Records refused / records")
+
+
+class BatchDay(BaseModel):
+    day: str
+    in_: BatchFigures = Field(alias="in")
+    out: BatchFigures
+
+
+class BatchDays(BaseModel):
+    days: list[BatchDay]
 
 
 class ComponentHealth(BaseModel):
@@ -118,3 +138,21 @@ __all__ = [
     "TaskState",
     "WorkerTasks",
 ]
+
+
+class SettingsChange(BaseModel):
+    """`PUT /api/v1/admin/settings`: governed settings to change, all or nothing."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"values": {"rate_limits.soft_ratio": 0.75}}]},
+    )
+
+    values: GovernedValues = Field(  # type: ignore[valid-type]
+        description="key → new value (JSON, typed and bounded per key); null sets a key back "
+        "to its default"
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """The keys given, with their values in JSON form (null kept)."""
+        return self.values.model_dump(mode="json", by_alias=True, exclude_unset=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from functools import wraps
 from typing import Any, Protocol
 
@@ -24,6 +25,18 @@ from shared.metrics import TASK_RUNS, TASK_SECONDS
 log = logging.getLogger("ferry.tasks")
 
 _RECORDER = "ferry_run_recorder"  # the attribute of the Celery app holding its recorder
+
+
+def beat_schedule(
+    entries: Mapping[str, tuple[str, float]], seconds: Mapping[str, float] | None = None
+) -> dict[str, dict[str, Any]]:
+    """A beat schedule from `entries` (entry → (task, default seconds between runs)), with
+    `seconds` (entry → seconds) overriding the defaults."""
+    cadence = {name: default for name, (_, default) in entries.items()} | dict(seconds or {})
+    return {
+        name: {"task": task, "schedule": timedelta(seconds=cadence[name])}
+        for name, (task, _) in entries.items()
+    }
 
 
 def make_celery(name: str, *, broker: str, eager: bool, queue: str, beat: dict) -> Celery:

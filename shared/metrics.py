@@ -3,11 +3,18 @@
 With several processes (API workers, Celery pool processes) set `PROMETHEUS_MULTIPROC_DIR`
 to a directory all of them share, before they start: each process then writes its values
 there and a scrape (`exposition`) adds them up (prometheus-client's multiprocess mode).
+
+Each process's file is named by its host name and process id, not the id alone: containers
+sharing the directory (the compose files' API and worker) each number their processes from
+1, and two processes writing one file lose each other's counts. The directory must be empty
+when the first process starts; the compose files keep it on a tmpfs volume, which is gone
+once no container of the deployment holds it (docs/OPERATIONS.md, "Metrics").
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -16,13 +23,24 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_HOST = socket.gethostname().replace("_", "-")  # `_` splits the file name's parts
+
+
+def process_id() -> str:
+    """This process among all that share the directory: host name (a container's own) and
+    process id."""
+    return f"{_HOST}-{os.getpid()}"
+
+
 if os.environ.get(MULTIPROC_ENV):  # every process writes its values there from the start
     os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+    values.ValueClass = values.MultiProcessValue(process_id)  # before any metric is made
 
 RATELIMIT_DECISIONS = Counter(
     "ferry_ratelimit_decisions",

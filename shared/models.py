@@ -90,16 +90,24 @@ class UserColumns:
     rate_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    # The user's own profile (`shared.records.UserData`), and the moment before which login
+    # sessions and API keys are refused (a password change or reset).
+    display_name: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(254))
+    notification_preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sessions_valid_after: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class AccountLockColumns:
-    """Failed logins of an account and, once past the threshold, how long it stays locked
-    (`shared.security.login_flow`). Both networks keep their users in a `users` table."""
+    """Failed logins of an account and, once past the threshold, how long it stays locked;
+    its last successful login (`shared.security.login_flow`). Both networks keep their users
+    in a `users` table."""
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class ProfileTypeColumns:

@@ -35,6 +35,8 @@ class Network:
     audit_model: Callable[[], type]
     import_help: str
     export_help: str
+    # The network is an authority whose export can be a full snapshot (`export --full`).
+    full_export: bool = False
 
 
 def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., Any]]:
@@ -50,7 +52,10 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
     ]
 
     def settings(transfer_dir: Path | None = None):
+        from shared.logs import set_level
+
         loaded = net.settings()
+        set_level(loaded.log_level)  # FERRY_<NET>_LOG_LEVEL, from here on
         if transfer_dir is not None:
             loaded = loaded.model_copy(update={"transfer_dir": transfer_dir})
         return loaded
@@ -76,11 +81,17 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
             ),
         ] = 1,
     ):
-        """Serve the network's API with uvicorn."""
+        """Serve the network's API with uvicorn.
+
+        SIGHUP reloads the local settings (docs/OPERATIONS.md, "Reloading local settings").
+        """
         import uvicorn
+
+        from shared.logs import uvicorn_log_config
 
         loaded = starting()
         options = {"host": host, "port": port, "proxy_headers": False, "http": SERVE_HTTP}
+        options["log_config"] = uvicorn_log_config(loaded.log_level)
         if workers == 1:
             uvicorn.run(net.create_app(loaded), **options)
         else:  # each worker process builds the app from the same environment
@@ -89,18 +100,31 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
     @app.command()
     @friendly
     def worker(concurrency: Annotated[int, typer.Option(min=1)] = 2):
-        """Run a Celery worker for the network's queue."""
-        starting()
+        """Run a Celery worker for the network's queue.
+
+        SIGHUP restarts it warm once the new settings validate (docs/OPERATIONS.md).
+        """
+        from shared.reload import check_before_restart
+
+        loaded = starting()
         celery, queue = net.celery()
-        celery.worker_main(["worker", "-Q", queue, "-c", str(concurrency), "--loglevel=INFO"])
+        check_before_restart(loaded)
+        level = f"--loglevel={loaded.log_level}"
+        celery.worker_main(["worker", "-Q", queue, "-c", str(concurrency), level])
 
     @app.command()
     @friendly
     def beat():
-        """Run Celery beat with the network's schedule."""
-        starting()
+        """Run Celery beat with the network's schedule.
+
+        SIGHUP restarts it once the new settings validate (docs/OPERATIONS.md).
+        """
+        from shared.reload import restart_on_sighup
+
+        loaded = starting()
         celery, _ = net.celery()
-        celery.start(["beat", "--loglevel=INFO"])
+        restart_on_sighup(loaded)  # docs/OPERATIONS.md, "Reloading local settings (SIGHUP)"
+        celery.start(["beat", f"--loglevel={loaded.log_level}"])
 
     @db.command("upgrade")
     @friendly
@@ -142,10 +166,29 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
         if any(f["status"] == "quarantined" for f in result["files"]):
             raise typer.Exit(3)
 
-    @app.command("export", help=net.export_help)
-    @friendly
-    def export_cmd(transfer_dir: TransferDir = None):
-        emit(net.jobs().export(settings(transfer_dir)))
+    if net.full_export:
+
+        @app.command("export", help=net.export_help)
+        @friendly
+        def export_full_cmd(
+            full: Annotated[
+                bool,
+                typer.Option(
+                    "--full",
+                    help="Every user, profile type and setting, changed or not (a snapshot "
+                    "for a fresh request network)",
+                ),
+            ] = False,
+            transfer_dir: TransferDir = None,
+        ):
+            emit(net.jobs().export(settings(transfer_dir), full=full))
+
+    else:
+
+        @app.command("export", help=net.export_help)
+        @friendly
+        def export_cmd(transfer_dir: TransferDir = None):
+            emit(net.jobs().export(settings(transfer_dir)))
 
     @app.command()
     @friendly

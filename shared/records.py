@@ -35,6 +35,7 @@ __all__ = [
     "RECORD_TYPES_BY_STREAM",
     "STREAMS",
     "AckData",
+    "NotificationPreferences",
     "ProfileTypeData",
     "RateLimitOverrides",
     "RateLimitValue",
@@ -43,6 +44,7 @@ __all__ = [
     "RequestData",
     "ResultData",
     "SettingData",
+    "UserChangeData",
     "UserData",
     "validate_record",
 ]
@@ -50,7 +52,7 @@ __all__ = [
 STREAMS: tuple[str, ...] = ("requests", "results", "users", "settings", "profile_types", "acks")
 ACK_TYPE = "ack"
 RECORD_TYPES_BY_STREAM: dict[str, frozenset[str]] = {
-    "requests": frozenset({"request"}),
+    "requests": frozenset({"request", "user_change"}),
     "results": frozenset({"result"}),
     "users": frozenset({"user"}),
     "settings": frozenset({"setting"}),
@@ -116,12 +118,15 @@ class RateLimitOverrides(_Data):
 
 
 class RequestData(_Data):
-    """``requests`` stream, type ``request``; record id = request UUID."""
+    """``requests`` stream, type ``request``; record id = request UUID, version = which
+    sending of the request it is (1, then one more per retry). ``cancelled``: the request
+    was cancelled; the response network must not run this sending (or an earlier one)."""
 
     user_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     profile_type: ProfileTypeName
     query: dict[str, Any]
     submitted_at: Timestamp
+    cancelled: StrictBool = False
 
 
 class ResultData(_Data):
@@ -143,8 +148,22 @@ class ResultData(_Data):
         return self
 
 
+class NotificationPreferences(_Data):
+    """Which channels a user wants notifications on."""
+
+    in_app: StrictBool = True
+    email: StrictBool = False
+
+
+DisplayName = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+Email = Annotated[
+    StrictStr, Field(max_length=254, pattern=r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}$")
+]
+
+
 class UserData(_Data):
-    """``users`` stream, type ``user``; record id = user id."""
+    """``users`` stream, type ``user``; record id = user id. ``sessions_valid_after``: login
+    sessions and API keys from before it are refused (a password change, a reset)."""
 
     username: Annotated[
         StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
@@ -154,13 +173,41 @@ class UserData(_Data):
     profile_type: ProfileTypeName
     active: StrictBool
     rate_limits: RateLimitOverrides | None = None
+    display_name: DisplayName | None = None
+    email: Email | None = None
+    notification_preferences: NotificationPreferences | None = None
+    sessions_valid_after: Timestamp | None = None
 
     @field_validator("password_hash")
     @classmethod
     def _bcrypt_only(cls, value: str) -> str:
-        if _BCRYPT_RE.fullmatch(value) is None:
-            raise ValueError("must be a bcrypt hash ($2b$...), never a plaintext password")
-        return value
+        return _bcrypt_only(value)
+
+
+def _bcrypt_only(value: str) -> str:
+    if _BCRYPT_RE.fullmatch(value) is None:
+        raise ValueError("must be a bcrypt hash ($2b$...), never a plaintext password")
+    return value
+
+
+class UserChangeData(_Data):
+    """``requests`` stream, type ``user_change``; record id = user id, version = the request
+    network's count of that user's own changes. What the user changed of their own account
+    there, to be applied by the authority: ``base_version`` is the authority's version of
+    the user the change was made on (an admin's password reset after it wins). A password
+    travels as its bcrypt hash only."""
+
+    base_version: Annotated[StrictInt, Field(ge=1)]
+    changed_at: Timestamp
+    password_hash: Annotated[StrictStr | None, Field(repr=False)] = None
+    display_name: DisplayName | None = None
+    email: Email | None = None
+    notification_preferences: NotificationPreferences | None = None
+
+    @field_validator("password_hash")
+    @classmethod
+    def _bcrypt_only(cls, value: str | None) -> str | None:
+        return None if value is None else _bcrypt_only(value)
 
 
 FieldKind = Literal["text", "keyword", "integer", "float", "date", "boolean"]
@@ -214,6 +261,7 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "request": RequestData,
     "result": ResultData,
     "user": UserData,
+    "user_change": UserChangeData,
     "profile_type": ProfileTypeData,
     "setting": SettingData,
     ACK_TYPE: AckData,

@@ -2,28 +2,96 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Collection
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db import POOL_SIZE
+from shared.logs import default_level
 
 #: Secrets that ship in the repository for the demo. Refused everywhere else.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo-only-secret"})
 
 NetworkId = str
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+]
+
+
+def check_beat_entries(seconds: dict[str, float], entries: Collection[str], prefix: str) -> None:
+    """Refuse a cadence for an entry the network's beat schedule does not have."""
+    unknown = sorted(set(seconds) - set(entries))
+    if unknown:
+        raise ValueError(
+            f"{prefix}BEAT_SECONDS names no beat entry: {', '.join(unknown)} "
+            f"(the entries: {', '.join(entries)})"
+        )
 
 
 class FerrySettings(BaseSettings):
-    """What both networks need; `production` mode refuses placeholder secrets."""
+    """What both networks need; `production` mode refuses placeholder secrets.
 
-    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+    Read from the environment and, when FERRY_<NET>_ENV_FILE names one, an env file (the
+    environment wins). A running process re-reads both on SIGHUP (`shared.reload`): the keys
+    in `LIVE` take effect at once, any other key only after a restart (docs/OPERATIONS.md).
+    """
+
+    # Errors never echo the values they refuse (a secret may be among them).
+    model_config = SettingsConfigDict(
+        extra="ignore", env_nested_delimiter="__", hide_input_in_errors=True
+    )
+
+    #: Keys a running process applies on SIGHUP: read afresh wherever they are used, none a
+    #: secret, a URL, a path or a value fixed at start (a pool, a middleware, the routes).
+    LIVE: ClassVar[frozenset[str]] = frozenset(
+        {
+            "log_level",
+            "access_token_minutes",
+            "bcrypt_rounds",
+            "login_max_failures",
+            "login_lockout_minutes",
+            "login_attempts_per_minute_per_ip",
+            "login_attempts_per_minute_per_account",
+            "trusted_proxies",
+            "batch_max_bytes",
+            "batch_max_records",
+            "batch_max_line_bytes",
+            "batch_ttl_hours",
+            "acked_batches",
+            "unacked_flag_hours",
+            "health_probe_timeout_s",
+            "health_worker_timeout_s",
+            "health_min_free_mb",
+            "health_beat_grace_s",
+            "task_history_days",
+            "task_history_per_task",
+            "health_history_days",
+        }
+    )
+
+    def __init__(self, **values: Any) -> None:
+        """Reads FERRY_<NET>_ENV_FILE (when set) as an env file, unless `_env_file` is given."""
+        if "_env_file" not in values:
+            name = f"{type(self).model_config.get('env_prefix', '')}ENV_FILE"
+            path = os.environ.get(name)
+            if path:
+                if not Path(path).is_file():
+                    raise ValueError(f"{name} names no readable file: {path}")
+                values["_env_file"] = path
+        super().__init__(**values)
 
     mode: Literal["demo", "production"] = "production"
     network_id: NetworkId
     peer_network_id: NetworkId
+
+    # DEBUG, INFO, WARNING, ERROR or CRITICAL; FERRY_LOG_LEVEL (both networks), else INFO.
+    log_level: LogLevel = Field(default_factory=default_level)
 
     database_url: str = "sqlite:///var/ferry.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -78,6 +146,11 @@ class FerrySettings(BaseSettings):
     task_history_days: int = Field(default=14, ge=1)
     task_history_per_task: int = Field(default=1000, ge=10)
     health_history_days: int = Field(default=7, ge=1)
+    # Beat cadences: entry name (each network's `schedule.ENTRIES`) → seconds between runs,
+    # e.g. FERRY_REQUEST_BEAT_SECONDS='{"export_requests": 10}'; unnamed entries keep theirs.
+    beat_seconds: dict[str, Annotated[float, Field(gt=0, le=7 * 86400)]] = Field(
+        default_factory=dict
+    )
 
     # Requests of one API process inside the app at once (each does its database work one
     # short transaction at a time, so at most the pool's kept connections, shared.db.POOL_SIZE);
@@ -92,10 +165,10 @@ class FerrySettings(BaseSettings):
     api_docs: bool = False
 
     def fastapi_docs(self) -> dict[str, str | None]:
-        """FastAPI's docs arguments: the docs served, or none of them."""
-        if self.api_docs or self.mode == "demo":
-            return {"docs_url": "/docs", "redoc_url": None, "openapi_url": "/openapi.json"}
-        return {"docs_url": None, "redoc_url": None, "openapi_url": None}
+        """FastAPI's docs arguments: the schema served, or not. FastAPI's own docs pages stay
+        off (they load from a CDN); shared.api_docs serves /docs from this origin with it."""
+        openapi_url = "/openapi.json" if self.api_docs or self.mode == "demo" else None
+        return {"docs_url": None, "redoc_url": None, "openapi_url": openapi_url}
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> FerrySettings:
@@ -137,3 +210,32 @@ class FerrySettings(BaseSettings):
     @property
     def celery_broker(self) -> str:
         return self.broker_url or self.redis_url
+
+
+S = TypeVar("S", bound=FerrySettings)
+
+
+class SettingsLoader(Generic[S]):
+    """A network's `get_settings()`: read once per process, then the same object, until a
+    SIGHUP reload `replace`s it with the one now in force (`shared.reload`)."""
+
+    def __init__(self, cls: type[S]) -> None:
+        self.cls = cls
+        self._current: S | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> S:
+        current = self._current
+        if current is None:
+            with self._lock:
+                if self._current is None:
+                    self._current = self.cls()
+                current = self._current
+        return current
+
+    def replace(self, settings: S) -> None:
+        self._current = settings
+
+    def cache_clear(self) -> None:
+        """Read afresh at the next call (as `functools.cache`'s `cache_clear`)."""
+        self._current = None

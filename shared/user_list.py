@@ -1,6 +1,7 @@
 """The user list both networks' admins read: filtered by name, role and status (active,
-inactive, locked), sorted, a page at a time. Each network passes its `User` and
-`AccountLock` models (the columns are `shared.models.UserColumns` / `AccountLockColumns`)."""
+inactive, locked), sorted, a page at a time, each row with its lock state and last login.
+Each network passes its `User` and `AccountLock` models (the columns are
+`shared.models.UserColumns` / `AccountLockColumns`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ UserStatus = Literal["active", "inactive", "locked"]
 UserSort = Literal["username", "-username", "updated_at", "-updated_at", "role", "-role"]
 
 
-def _row(user: Any, locked_until: Any) -> dict[str, Any]:
+def _row(user: Any, locked_until: Any, last_login_at: Any) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
@@ -26,6 +27,7 @@ def _row(user: Any, locked_until: Any) -> dict[str, Any]:
         "locked": locked_until is not None and as_utc(locked_until) > utcnow(),
         "has_custom_limits": user.rate_limits is not None,
         "updated_at": user.updated_at,
+        "last_login_at": last_login_at,
     }
 
 
@@ -43,7 +45,10 @@ def list_users(
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of users and how many match in all (the total rides on the rows)."""
     query = select(
-        user_model, lock_model.locked_until, func.count().over().label("total")
+        user_model,
+        lock_model.locked_until,
+        lock_model.last_login_at,
+        func.count().over().label("total"),
     ).outerjoin(lock_model, lock_model.user_id == user_model.id)
     if name:
         pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -64,4 +69,4 @@ def list_users(
         total = session.execute(
             select(func.count()).select_from(query.order_by(None).subquery())
         ).scalar_one()
-    return [_row(r[0], r.locked_until) for r in rows], total
+    return [_row(r[0], r.locked_until, r.last_login_at) for r in rows], total

@@ -88,10 +88,16 @@ QuarantineName = Annotated[
 ]
 
 
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)  # "1700000000", "-4.2e-184", "nan": pydantic would read some as Unix time
+    except ValueError:
+        return False
+    return True
+
+
 def _not_a_number(value: object) -> object:
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
-    ):
+    if isinstance(value, int | float) or (isinstance(value, str) and _reads_as_number(value)):
         raise ValueError("expected an RFC 3339 date-time, e.g. 2026-12-05T10:00:00Z")
     return value
 

@@ -215,3 +215,10 @@ def test_step_commands_take_the_transfer_dir_option(tmp_path, keys):
     assert {f.name.split("-")[0] for f in files} == {"profile_types", "users"}
     assert all(f.parent == elsewhere / "outbox" and f.exists() for f in files)
     assert not list((tmp_path / "response" / "outbox").glob("*.jsonl"))
+    # Nothing changed since: a plain export sends no identity; --full sends it all again.
+    again = ferry("response", "export", "--transfer-dir", str(elsewhere), env=env)
+    assert [b["stream"] for b in orjson.loads(again.stdout)["batches"]] == []
+    full = ferry("response", "export", "--full", "--transfer-dir", str(elsewhere), env=env)
+    assert full.returncode == 0, full.stderr
+    streams = [b["stream"] for b in orjson.loads(full.stdout)["batches"]]
+    assert streams == ["profile_types", "users", "settings"]

@@ -547,6 +547,38 @@ def test_services_are_hardened(net: Net) -> None:
     )
 
 
+def test_ferry_processes_share_one_metrics_dir_that_each_start_finds_empty(
+    net: Net, tmp_path: Path
+) -> None:
+    """prometheus-client's multiprocess mode (`shared.metrics`): every API and worker process
+    writes its metric files to `PROMETHEUS_MULTIPROC_DIR`, and a scrape of the API adds them
+    up, so the two services point it at one writable volume. Every ferry service has the
+    variable (they share one environment) and so needs the mount: on a read-only root file
+    system a process given the variable and no mount cannot create the directory. The volume
+    is a tmpfs one: mounted when the first container using it starts and gone, files and all,
+    when the last one stops (Docker's local driver), so a start finds it empty."""
+    result = run_compose(net.compose, filled_env(net), tmp_path, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    model = json.loads(result.stdout)
+    shared = set()
+    for name in sorted(FERRY_SERVICES):  # api and worker above all
+        service = model["services"][name]
+        path = service["environment"].get("PROMETHEUS_MULTIPROC_DIR")
+        assert path, f"{name} has no PROMETHEUS_MULTIPROC_DIR"
+        mounts = [m for m in service.get("volumes", []) if m["target"] == path]
+        assert len(mounts) == 1, f"{name} mounts nothing at {path}"
+        assert mounts[0]["type"] == "volume" and not mounts[0].get("read_only", False), name
+        shared.add((path, mounts[0]["source"]))
+    assert len(shared) == 1, f"the ferry services do not share one directory: {shared}"
+    ((_, source),) = shared
+    volume = model["volumes"][source]
+    opts = volume["driver_opts"]
+    assert (volume["driver"], opts["type"], opts["device"]) == ("local", "tmpfs", "tmpfs")
+    options = dict(kv.split("=", 1) if "=" in kv else (kv, "") for kv in opts["o"].split(","))
+    uid, gid = model["services"]["api"]["user"].split(":")
+    assert (options["uid"], options["gid"]) == (uid, gid)  # the ferry user may write there
+
+
 def test_backends_are_on_an_internal_network_only(net: Net) -> None:
     doc = load(net)
     assert doc["networks"]["backend"]["internal"] is True

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from request_network.api.deps import AdminDep
 from request_network.api.schemas import CacheCleared, CacheMaintenance, CacheStats
+from request_network.services import response_cache_stats
 from request_network.services import response_cache_upkeep as upkeep
 from request_network.services.response_cache import Policy
 from shared.validation import RequestId, UserId
@@ -22,11 +23,11 @@ def cache_stats(caller: AdminDep) -> CacheStats:
     """Entries and bytes now, the largest entries, hits, misses and hit ratio since counting
     began and over the last hour, evictions by reason, and the last maintenance run."""
     with caller.unit() as unit:
-        report = upkeep.stats(
+        report = response_cache_stats.stats(
             caller.cache,
             session=unit.session,
             actor=unit.user.id,
-            policy=Policy.of(caller.settings),
+            policy=Policy.of(caller.settings, session=unit.session),
         )
     return CacheStats.model_validate(report)
 
@@ -65,7 +66,7 @@ def optimize_cache(caller: AdminDep) -> CacheMaintenance:
         report = upkeep.optimize(
             caller.cache,
             session=unit.session,
-            policy=Policy.of(settings),
+            policy=Policy.of(settings, session=unit.session),
             prewarm_seconds=settings.response_cache_prewarm_seconds,
             prewarm_max=settings.response_cache_prewarm_max,
             actor=unit.user.id,

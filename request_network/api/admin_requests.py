@@ -1,4 +1,4 @@
-"""Admin: every user's requests, to follow one or find the stuck ones."""
+"""Admin: every user's requests, to follow one or find the stuck ones; cancel or retry one."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Annotated
 
 from annotated_types import Ge, Le
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from request_network.api.deps import AdminDep
-from request_network.services import admin_requests
-from shared.validation import PageLimit, PageOffset, UserId
+from request_network.services import admin_requests, lifecycle
+from shared.validation import PageLimit, PageOffset, RequestId, UserId
 
 router = APIRouter(tags=["admin-requests"])
 
@@ -65,3 +65,52 @@ def list_requests(
     return AdminRequestPage(
         items=[AdminRequestRow(**r) for r in rows], total=total, limit=limit, offset=offset
     )
+
+
+class RequestAction(BaseModel):
+    id: str
+    status: str = Field(description="the request's state now")
+    was: str = Field(description="its state before")
+    attempt: int = Field(description="its current sending: 1, then one more per retry")
+    cancellation_sent: bool | None = Field(
+        default=None,
+        description="cancel: whether a cancellation follows it to the response network",
+    )
+
+
+_ACTION_ERRORS = {
+    404: {"description": "No such request"},
+    409: {"description": "The request is not in a state this action applies to"},
+}
+
+
+@router.post(
+    "/api/v1/admin/requests/{request_id}/cancel",
+    response_model=RequestAction,
+    responses=_ACTION_ERRORS,
+)
+def cancel_request(caller: AdminDep, request_id: RequestId) -> RequestAction:
+    """Cancel a request still waiting for its answer (pending or in transit). If it has
+    left this network, a cancellation follows it with the next export, so the response
+    network does not run it; an answer that comes back anyway is set aside. Audited."""
+    with caller.unit() as unit:
+        out = lifecycle.cancel(
+            request_id, session=unit.session, cache=caller.cache, actor=unit.user.id
+        )
+    return RequestAction(**out)
+
+
+@router.post(
+    "/api/v1/admin/requests/{request_id}/retry",
+    response_model=RequestAction,
+    responses=_ACTION_ERRORS,
+)
+def retry_request(caller: AdminDep, request_id: RequestId) -> RequestAction:
+    """Send a failed, expired or cancelled request out again, as its next sending: it is
+    PENDING again, its old answer goes, and the response network runs it once more (once;
+    an answer to an earlier sending is set aside). Audited."""
+    with caller.unit() as unit:
+        out = lifecycle.retry(
+            request_id, session=unit.session, cache=caller.cache, actor=unit.user.id
+        )
+    return RequestAction(**out)

@@ -1,4 +1,4 @@
-"""Admin: what the request network has been doing, read from its tables."""
+"""Admin: what the request network has been doing, read from its tables and its Redis."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from request_network.api.deps import AdminDep
 from request_network.services import stats
+from shared.admin_schemas import BatchDays
 
 router = APIRouter(tags=["admin-stats"])
 
@@ -25,21 +26,28 @@ class Turnaround(BaseModel):
     p95_seconds: float | None
 
 
-class BatchFigures(BaseModel):
-    batches: int
-    records: int
-    processing_ms_mean: float | None
-    error_rate: float = Field(description="Records refused / records")
+class DecisionCounts(BaseModel):
+    ok: int = Field(description="Allowed plainly")
+    soft: int = Field(description="Allowed with a soft warning")
+    grace: int = Field(description="Allowed in a grace period")
+    blocked: int = Field(description="Refused (429)")
 
 
-class BatchDay(BaseModel):
-    day: str
-    in_: BatchFigures = Field(alias="in")
-    out: BatchFigures
+class RateLimitDecisions(BaseModel):
+    last_hour: DecisionCounts
+    last_24h: DecisionCounts
 
 
-class BatchDays(BaseModel):
-    days: list[BatchDay]
+class HitCounts(BaseModel):
+    hits: int
+    misses: int
+    hit_ratio: float | None = Field(description="hits ÷ (hits + misses); null before any read")
+
+
+class CacheHitRatio(BaseModel):
+    since: datetime | None = Field(description="When the cache began counting")
+    total: HitCounts
+    last_hour: HitCounts
 
 
 class RequestNetworkStats(BaseModel):
@@ -49,9 +57,17 @@ class RequestNetworkStats(BaseModel):
     turnaround: Turnaround
     batches: BatchDays = Field(description="The last 14 days, oldest first")
     rate_limit_refusals_24h: dict[str, int] = Field(description="Refused submissions by window")
+    rate_limit_decisions: RateLimitDecisions | None = Field(
+        description="Submissions checked by the rate limiter, by decision (summed over every "
+        "API process); null while Redis cannot be reached"
+    )
+    response_cache: CacheHitRatio | None = Field(
+        description="The response cache's hits and misses (as GET /api/v1/admin/cache/stats "
+        "counts them); null while Redis cannot be reached"
+    )
 
 
 @router.get("/api/v1/admin/stats", response_model=RequestNetworkStats, response_model_by_alias=True)
 def admin_stats(caller: AdminDep) -> dict:
     with caller.reads() as unit:
-        return stats.stats(session=unit.session)
+        return stats.stats(session=unit.session, cache=caller.cache)

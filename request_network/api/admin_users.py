@@ -14,6 +14,7 @@ from request_network.api.auth_schemas import (
     AdminUserPage,
     AdminUserRow,
     ApiKeyOut,
+    ApiKeyUsage,
 )
 from request_network.api.deps import AdminDep
 from request_network.services import auth, rate_limits, users
@@ -50,8 +51,8 @@ def list_users(
 
 @router.get("/api/v1/admin/users/{user_id}", response_model=AdminUserDetails)
 def user_details(user_id: UserId, caller: AdminDep) -> AdminUserDetails:
-    """Profile, limits in force with this window's usage, API keys (never the key itself),
-    recent requests and lock state."""
+    """Profile, limits in force with this window's usage, API keys (never the key itself)
+    with their use over the last 30 days, recent requests, lock state and last login."""
     limiter = rate_limits.limiter_for(caller.settings)
     with caller.reads() as unit:
         found = users.details(
@@ -81,8 +82,10 @@ def user_details(user_id: UserId, caller: AdminDep) -> AdminUserDetails:
         limits=limits,
         usage_state=found.usage.state if found.usage is not None else None,
         api_keys=[ApiKeyOut(**key) for key in found.keys],
+        api_key_usage=ApiKeyUsage(**found.key_usage),
         recent_requests=[AdminRecentRequest(**r) for r in found.recent],
         lock=AccountLockOut(**found.lock),
+        last_login_at=found.last_login_at,
     )
 
 

@@ -46,6 +46,7 @@ ROLE_RANK = {"user": 0, "operator": 1, "admin": 2}
 ANY_SCOPE = "*"
 ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/auth/me"): ANY_SCOPE,
+    ("GET", "/api/v1/users/me"): ANY_SCOPE,
     ("POST", "/api/v1/requests"): "requests:write",
     ("GET", "/api/v1/requests"): "requests:read",
     ("GET", "/api/v1/requests/{request_id}"): "requests:read",
@@ -53,6 +54,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/rate-limits/me"): "requests:read",
     ("GET", "/api/v1/api-keys"): "keys:manage",
     ("DELETE", "/api/v1/api-keys/{key_id}"): "keys:manage",
+    ("POST", "/api/v1/api-keys/{key_id}/rotate"): "keys:manage",  # a key: itself only
     ("GET", "/metrics"): "operator",
 }
 PREFIX_SCOPES: tuple[tuple[str, str], ...] = (
@@ -79,6 +81,7 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=frozenset)
     key_id: str | None = None
     expires_at: datetime | None = None
+    key_secret: str | None = None  # an API key's "current" or "previous" (rotated) secret
 
     @property
     def role(self) -> str:
@@ -103,13 +106,14 @@ def _authenticate(
     with reading(settings.database_url) as session:
         cache = get_redis(settings.redis_url)
         if api_key is not None:
-            user, key, scopes = api_keys.authenticate_key(settings, cache, api_key, session=session)
+            found = api_keys.authenticate_key(settings, cache, api_key, session=session)
             principal = Principal(
-                user=user,
+                user=found.user,
                 via="api_key",
-                scopes=scopes,
-                key_id=key.key_id,
-                expires_at=key.expires_at,
+                scopes=found.scopes,
+                key_id=found.key.key_id,
+                expires_at=found.key.expires_at,
+                key_secret=found.secret,
             )
             _check_key_scope(request, principal)
             return principal

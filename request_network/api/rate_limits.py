@@ -63,7 +63,9 @@ class Limited:
     charged: bool = False
 
     def read_limits(self, session: Session) -> rate_limits.Limits:
-        self.limits = rate_limits.effective_limits(self.caller.user, session=session)
+        self.limits = rate_limits.effective_limits(
+            self.caller.user, session=session, settings=self.caller.settings
+        )
         return self.limits
 
     def read_limits_alone(self) -> rate_limits.Limits:
@@ -151,8 +153,10 @@ def _at(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _status_out(session, user: User, limiter: RateLimiter, *, admin: bool) -> RateLimitStatus:
-    limits, decision = rate_limits.status(user, limiter, session=session)
+def _status_out(
+    session, user: User, caller: Caller, limiter: RateLimiter, *, admin: bool
+) -> RateLimitStatus:
+    limits, decision = rate_limits.status(user, limiter, session=session, settings=caller.settings)
     windows = [
         RateLimitWindow(
             window=w.window,
@@ -190,7 +194,7 @@ def _limiter(caller: Caller) -> RateLimiter:
 @router.get("/api/v1/rate-limits/me", response_model=RateLimitStatus)
 def my_rate_limits(caller: UserDep) -> RateLimitStatus:
     with caller.reads() as unit:
-        return _status_out(unit.session, unit.user, _limiter(caller), admin=False)
+        return _status_out(unit.session, unit.user, caller, _limiter(caller), admin=False)
 
 
 # Admin ----------------------------------------------------------------------------------
@@ -226,6 +230,7 @@ def list_violations(
                 limit=r.limit,
                 path=r.path,
                 at=r.at,
+                key_id=r.key_id,
             )
             for r in rows
         ],
@@ -239,7 +244,7 @@ def list_violations(
 def user_rate_limits(user_id: UserId, caller: AdminDep) -> RateLimitStatus:
     with caller.unit() as unit:
         user = rate_limits.get_user(user_id, session=unit.session)
-        return _status_out(unit.session, user, _limiter(caller), admin=True)
+        return _status_out(unit.session, user, caller, _limiter(caller), admin=True)
 
 
 @router.delete("/api/v1/admin/rate-limits/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -266,4 +271,4 @@ def set_rate_limits(user_id: UserId, body: SetRateLimits, caller: AdminDep) -> R
             reason=body.reason,
             actor=unit.user.id,
         )
-        return _status_out(unit.session, user, _limiter(caller), admin=True)
+        return _status_out(unit.session, user, caller, _limiter(caller), admin=True)

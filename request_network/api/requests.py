@@ -52,6 +52,7 @@ def submit(
             settings=caller.settings,
             path=request.url.path,
             limits=limited.read_limits(unit.session),
+            key_id=caller.principal.key_id if caller.principal else None,
         )
     limited.decision, limited.charged = outcome.decision, True
     req = outcome.request
@@ -155,7 +156,7 @@ def get_response(
             request_id,
             session=unit.session,
             cache=caller.cache,
-            policy=response_cache.Policy.of(caller.settings),
+            policy=response_cache.Policy.of(caller.settings, session=unit.session),
             if_none_match=if_none_match,
         )
     return _served(found)

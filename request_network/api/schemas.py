@@ -93,7 +93,10 @@ class RateLimitWindow(BaseModel):
     window: Literal["minute", "hour", "day"]
     window_seconds: int
     limit: int
-    source: Literal["override", "user", "profile_type", "none"]
+    source: Literal["override", "user", "by_role", "profile_type", "none"] = Field(
+        description="an admin's override, the user's own limits, the governed default of the "
+        "user's profile type and role (rate_limits.by_role), the profile type's, or none"
+    )
     count: int
     remaining: int
     reset: int = Field(description="seconds until the count has drained to zero")
@@ -150,6 +153,7 @@ class RateLimitViolationOut(BaseModel):
     limit: int
     path: str
     at: datetime
+    key_id: str | None = Field(default=None, description="The API key used (null: a login).")
 
 
 class RateLimitViolationPage(BaseModel):

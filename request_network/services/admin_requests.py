@@ -10,9 +10,6 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from request_network.models import (
-    COMPLETED,
-    EXPIRED,
-    FAILED,
     PENDING,
     Request,
     RequestExport,
@@ -21,7 +18,8 @@ from request_network.models import (
 from shared.db import utcnow
 from shared.security.clock import as_utc
 
-PublicStatus = Literal["PENDING", "IN_TRANSIT", "COMPLETED", "FAILED", "EXPIRED"]
+# The states an admin filters by: `models.PUBLIC_STATES`.
+PublicStatus = Literal["PENDING", "IN_TRANSIT", "COMPLETED", "FAILED", "EXPIRED", "CANCELLED"]
 
 
 def _status_filter(status: PublicStatus):
@@ -30,7 +28,7 @@ def _status_filter(status: PublicStatus):
         return and_(Request.status == PENDING, ~exported)
     if status == "IN_TRANSIT":
         return and_(Request.status == PENDING, exported)
-    return Request.status == {"COMPLETED": COMPLETED, "FAILED": FAILED, "EXPIRED": EXPIRED}[status]
+    return Request.status == status  # COMPLETED, FAILED, EXPIRED, CANCELLED: stored as named
 
 
 def list_requests(

@@ -1,17 +1,26 @@
-"""API keys: issue (the key is shown once), list, revoke, and authenticate a call by its key.
+"""API keys: issue (the key is shown once), list, rotate, revoke, and authenticate a call by
+its key. Admins disable and enable keys (`api_key_admin`); usage is `api_key_usage`.
 
 Authentication order, cheapest and least revealing first: shape and checksum (no I/O at
-all), environment, one indexed lookup by key id, a constant-time HMAC comparison (a dummy
-one when no row matched), the Redis revocation mark, then the row's own revoked and expiry
-columns. The database row is authoritative; the Redis mark makes a revocation effective on
+all), environment, one indexed lookup by key id, one HMAC compared in constant time with
+the current secret's and with the previous one's (a dummy when no row matched), the row's
+own revoked, disabled and expiry columns and the previous secret's grace period, then one
+Redis round trip that reads the revocation and disable marks and counts the call. The
+database row is authoritative; the Redis marks make a revocation or a disable effective on
 the very next call even where a row might be cached or replicated with lag.
+
+Rotation gives a key a new secret under the same key id; the secret it replaces keeps
+working for `api_key_rotation_grace_hours` (never past the key's expiry), then is refused
+like an expired key. Only one previous secret is kept: rotating again within the grace
+period ends the older one at once. Revoked (by the owner) is final; disabled (by an admin)
+is undone by an admin.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import redis
 from sqlalchemy import func, or_, select, update
@@ -19,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from request_network.models import ApiKey, AuditLog, User
+from request_network.services import api_key_usage
 from request_network.services.auth import unauthorized, unavailable
 from request_network.settings import RequestSettings
 from shared import audit
@@ -26,36 +36,55 @@ from shared.cache import redis_ok
 from shared.db import utcnow
 from shared.problems import Problem
 from shared.security.api_keys import (
+    CURRENT,
+    PREVIOUS,
     SCOPES,
     MalformedKey,
     display_prefix,
     generate_key,
-    hmac_matches,
     key_hmac,
+    matching_secret,
     parse_key,
     scopes_for_role,
 )
-from shared.security.clock import as_utc
-from shared.security.revocation import claim_last_used_slot, key_revoked, mark_key_revoked
+from shared.security.clock import as_utc, issued_after_cutoff
+from shared.security.revocation import claim_last_used_slot, mark_key_revoked
 
 log = logging.getLogger("ferry.api_keys")
 MAX_ACTIVE_KEYS_PER_USER = 25
 LAST_USED_EVERY = timedelta(seconds=60)
 
 
-def key_status(key: ApiKey) -> str:
+def key_status(key: ApiKey, now: datetime | None = None) -> str:
+    """revoked (final) > expired > disabled (an admin may enable it again) > active."""
     if key.revoked_at is not None:
         return "revoked"
-    if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
+    if key.expires_at is not None and as_utc(key.expires_at) <= (now or utcnow()):
         return "expired"
+    if key.disabled_at is not None:
+        return "disabled"
     return "active"
 
 
-def describe(key: ApiKey) -> dict[str, Any]:
-    """Everything about a key except the key itself (which is never stored)."""
+def previous_secret_open(key: ApiKey, now: datetime) -> bool:
+    """Whether the secret the last rotation replaced still opens the key."""
+    until = key.previous_valid_until
+    return key.previous_key_hmac is not None and until is not None and as_utc(until) > now
+
+
+def describe(key: ApiKey, now: datetime | None = None) -> dict[str, Any]:
+    """Everything about a key except the key itself (which is never stored): its secrets
+    appear masked (the public prefix only), the previous one only during its grace period."""
+    now = now or utcnow()
+    prefix = display_prefix(key.environment, key.key_id)
+    secrets = [{"which": CURRENT, "prefix": prefix, "valid_until": key.expires_at}]
+    if previous_secret_open(key, now):
+        secrets.append(
+            {"which": PREVIOUS, "prefix": prefix, "valid_until": key.previous_valid_until}
+        )
     return {
         "key_id": key.key_id,
-        "prefix": display_prefix(key.environment, key.key_id),
+        "prefix": prefix,
         "name": key.name,
         "scopes": list(key.scopes),
         "environment": key.environment,
@@ -63,7 +92,10 @@ def describe(key: ApiKey) -> dict[str, Any]:
         "last_used_at": key.last_used_at,
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
-        "status": key_status(key),
+        "rotated_at": key.rotated_at,
+        "disabled_at": key.disabled_at,
+        "status": key_status(key, now),
+        "secrets": secrets,
     }
 
 
@@ -162,6 +194,96 @@ def list_keys(*, session: Session, user: User) -> list[ApiKey]:
     )
 
 
+def list_keys_with_usage(
+    cache: redis.Redis, *, session: Session, user: User, now: datetime | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The user's keys described (`describe`), each with its usage, and the user's usage
+    summed over them (`api_key_usage.read_usage`)."""
+    now = now or utcnow()
+    keys = list_keys(session=session, user=user)
+    per_key, total = api_key_usage.read_usage(
+        cache, keys, session=session, user_id=user.id, now=now
+    )
+    return [{**describe(k, now), "usage": per_key[k.key_id]} for k in keys], total
+
+
+def rotate_key(
+    settings: RequestSettings,
+    cache: redis.Redis,
+    *,
+    session: Session,
+    user: User,
+    key_id: str,
+    presented_key: str | None = None,
+    presented_secret: str | None = None,
+    now: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new secret for one of the user's keys; returns the row and the new key (shown once).
+
+    The secret it replaces keeps working until `api_key_rotation_grace_hours` from now
+    (never past the key's expiry; 0: not at all); a previous secret still in its grace
+    period ends now (one previous secret at most). Scopes, name and expiry stay.
+
+    Called with an API key (`presented_key`, `presented_secret`: the caller's key id and
+    which of its secrets it sent), the key may rotate only itself, and only with its current
+    secret: a leaked key must not obtain another key's secret, and a replaced secret must
+    not obtain a fresh one. Revoked or expired keys are a 409; a disabled key may be rotated
+    (it stays disabled). Fails closed (503) without Redis, as issuing a key does. Rotations
+    racing: one conditional UPDATE (``WHERE key_hmac = <the secret read>``) lets exactly one
+    win; the others are a 409.
+    """
+    if not redis_ok(cache):
+        log.warning("API key rotation refused: Redis is unreachable (key issuing fails closed)")
+        raise unavailable("rotating API keys")
+    key = session.execute(
+        select(ApiKey).where(ApiKey.key_id == key_id, ApiKey.user_id == user.id)
+    ).scalar_one_or_none()
+    if key is None:
+        raise Problem(404, "Not found", "no such API key")
+    if presented_key is not None and presented_key != key.key_id:
+        raise Problem(
+            403, "Forbidden", "an API key may rotate only itself; use a login session for others"
+        )
+    if presented_secret == PREVIOUS:
+        raise Problem(
+            403, "Forbidden", "a key's previous secret cannot rotate it; use its current secret"
+        )
+    now = now or utcnow()
+    if key.revoked_at is not None:
+        raise Problem(409, "Conflict", "this API key was revoked; a revoked key stays revoked")
+    if key.expires_at is not None and as_utc(key.expires_at) <= now:
+        raise Problem(409, "Conflict", "this API key has expired; create a new one")
+    parsed = generate_key(key.environment, key.key_id)
+    grace = timedelta(hours=settings.api_key_rotation_grace_hours)
+    until: datetime | None = now + grace
+    if key.expires_at is not None:
+        until = min(until, as_utc(key.expires_at))
+    if not grace:
+        until = None
+    rotated = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.key_hmac == key.key_hmac, ApiKey.revoked_at.is_(None))
+        .values(
+            key_hmac=key_hmac(parsed.key, settings.api_key_pepper.get_secret_value()),
+            previous_key_hmac=key.key_hmac if until is not None else None,
+            previous_valid_until=until,
+            rotated_at=now,
+        )
+        .execution_options(synchronize_session="fetch")
+    )
+    if rotated.rowcount != 1:
+        raise Problem(409, "Conflict", "the key was changed at the same time; try again")
+    audit.record(
+        session,
+        AuditLog,
+        actor=user.id,
+        action="api_key.rotated",
+        target=key.key_id,
+        detail={"name": key.name, "previous_valid_until": until},
+    )
+    return key, parsed.key
+
+
 def revoke_key(cache: redis.Redis, *, session: Session, user: User, key_id: str) -> ApiKey:
     """Revoke one of the user's own keys at once; another user's key is a 404.
 
@@ -197,10 +319,20 @@ def revoke_key(cache: redis.Redis, *, session: Session, user: User, key_id: str)
     return key
 
 
+class KeyCaller(NamedTuple):
+    """Who a key authenticated: the owner, the key, its effective scopes (never beyond the
+    owner's current role) and which secret was sent (`CURRENT` or `PREVIOUS`)."""
+
+    user: User
+    key: ApiKey
+    scopes: frozenset[str]
+    secret: str
+
+
 def authenticate_key(
     settings: RequestSettings, cache: redis.Redis, raw: str, *, session: Session
-) -> tuple[User, ApiKey, frozenset[str]]:
-    """The owner, the key and its effective scopes (never beyond the owner's current role)."""
+) -> KeyCaller:
+    """The caller a key stands for (see the module docstring for the order of the checks)."""
     try:
         parsed = parse_key(raw)
     except MalformedKey as exc:
@@ -217,21 +349,34 @@ def authenticate_key(
     ).one_or_none()
     key, user = (found[0], found[1]) if found else (None, None)
     pepper = settings.api_key_pepper.get_secret_value()
-    if not hmac_matches(parsed.key, pepper, key.key_hmac if key else None) or key is None:
+    secret = matching_secret(
+        parsed.key,
+        pepper,
+        key.key_hmac if key else None,
+        key.previous_key_hmac if key else None,
+    )
+    if secret is None or key is None:
         raise unauthorized("invalid API key")
-    try:
-        revoked = key_revoked(cache, key.key_id)
-    except redis.RedisError:
-        log.warning("API key revocation mark unreadable (Redis down); the database decides")
-        revoked = False
-    if revoked or key.revoked_at is not None:
+    now = utcnow()
+    if key.revoked_at is not None:
         raise unauthorized("this API key was revoked")
-    if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
+    if key.disabled_at is not None:
+        raise unauthorized("this API key was disabled by an admin")
+    if key.expires_at is not None and as_utc(key.expires_at) <= now:
         raise unauthorized("this API key has expired")
+    if secret == PREVIOUS and not previous_secret_open(key, now):
+        raise unauthorized("this API key secret was replaced by a rotation and has expired")
     if user is None or not user.active:
         raise unauthorized("unknown or inactive user")
+    if not issued_after_cutoff(user.sessions_valid_after, key.created_at):
+        raise unauthorized("this API key was issued before the password changed")
+    revoked, disabled = api_key_usage.check_marks_and_count(cache, key.key_id, now=now)
+    if revoked:
+        raise unauthorized("this API key was revoked")
+    if disabled:
+        raise unauthorized("this API key was disabled by an admin")
     _touch(cache, key)
-    return user, key, frozenset(key.scopes) & scopes_for_role(user.role)
+    return KeyCaller(user, key, frozenset(key.scopes) & scopes_for_role(user.role), secret)
 
 
 def _touch(cache: redis.Redis, key: ApiKey) -> None:

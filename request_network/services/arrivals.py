@@ -3,6 +3,8 @@
 Each handler gets a chunk of records the reader has already verified (schema included) and
 applies it with a few statements, inside the import's one transaction:
 
+- a result answers one sending of its request (its version): one for an earlier sending
+  (the request was retried since) or for a cancelled request is set aside, with an event;
 - a result is applied once: the first copy inserts the `Response` and moves its request to
   its final state (COMPLETED or FAILED, with a history event); a replay changes nothing;
   a newer result (executed later than the stored one) replaces it, with a history event,
@@ -11,7 +13,10 @@ applies it with a few statements, inside the import's one transaction:
   over several batches in any order; the parts wait in `ResponsePart` until the last one
   is in, then become one `Response` with the hits in order;
 - users and profile types are upserts guarded by version: an older one never overwrites
-  a newer one; a user arriving inactive loses their cached responses after the commit.
+  a newer one; a user arriving inactive loses their cached responses after the commit;
+- governed settings likewise, newer versions only; a key this network does not know or a
+  value it cannot take refuses the batch (quarantined), and once the import commits every
+  process applies the new values within a second (`services.governed`).
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from request_network.models import (
+    CANCELLED,
     COMPLETED,
     FAILED,
+    GovernedSetting,
     OutboxEntry,
     ProfileType,
     Request,
@@ -34,14 +41,22 @@ from request_network.models import (
     ResponsePart,
     User,
 )
-from request_network.services import response_cache
+from request_network.services import governed, response_cache
 from shared.db import utcnow
-from shared.records import ProfileTypeData, UserData
+from shared.governed import InvalidSettings, lookup
+from shared.records import ProfileTypeData, SettingData, UserData
 from transfer.format import Record
 from transfer.protocol import bulk
 from transfer.protocol.exchange import BulkHandler, RecordRefused
 
-__all__ = ["HANDLERS", "apply_profile_types", "apply_results", "apply_users", "collect_results"]
+__all__ = [
+    "HANDLERS",
+    "apply_profile_types",
+    "apply_results",
+    "apply_settings",
+    "apply_users",
+    "collect_results",
+]
 
 _SAME_IN_EVERY_PART = ("status", "total", "error", "executed_at", "took_ms")
 
@@ -105,11 +120,22 @@ def _join_parts(
 
 
 def apply_results(session: Session, records: list[Record], batch_id: str) -> None:
-    """Store each new result and move its request to its final state; replays are no-ops."""
-    known = bulk.existing_keys(session, Request.__table__, "id", [rec.id for rec in records])
+    """Store each new result and move its request to its final state; replays are no-ops.
+
+    A result answers one sending of its request (its version, `Request.attempt`): one for
+    an earlier sending than the request's current one (it was retried since), or for a
+    cancelled request, is set aside with a history event saying so.
+    """
+    table = Request.__table__
+    ids = [rec.id for rec in records]
+    sendings = bulk.rows_by_key(session, table, "id", ids, ("attempt", "status"))
     for rec in records:
-        if rec.id not in known:
+        if rec.id not in sendings:
             raise RecordRefused(rec, "result for a request this network never sent")
+    aside = {rec.id: rec for rec in records if _set_aside(rec, *sendings[rec.id])}
+    if aside:
+        _note_set_aside(session, aside, sendings)
+        records = [rec for rec in records if rec.id not in aside]
     results = collect_results(records, batch_id, session=session)
     if not results:
         return
@@ -150,6 +176,25 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     if replaced:
         bulk.expire_loaded(session, Response, replaced)
         response_cache.invalidate_on_commit(session, request_ids=replaced)
+
+
+def _set_aside(rec: Record, attempt: int, status: str) -> bool:
+    return rec.version < attempt or status == CANCELLED
+
+
+def _note_set_aside(session: Session, aside: dict[str, Record], sendings: dict[str, tuple]) -> None:
+    def why(rec: Record) -> str:
+        attempt, status = sendings[rec.id]
+        if rec.version < attempt:
+            return f"an answer to sending {rec.version} set aside: sending {attempt} is current"
+        return "an answer arrived after the cancellation and was set aside"
+
+    events = {
+        "request_id": list(aside),
+        "status": [sendings[rid][1] for rid in aside],
+        "detail": [why(rec) for rec in aside.values()],
+    }
+    bulk.insert_rows(session, RequestEvent.__table__, events, same={"at": utcnow()})
 
 
 def _detail(error: str | None, *, newer: bool) -> str:
@@ -207,23 +252,37 @@ def _replace_older(
 
 
 def apply_users(session: Session, records: list[Record], _batch_id: str) -> None:
-    """Upsert keyed by id and version: an older version never overwrites a newer one."""
+    """Upsert keyed by id and version: an older version never overwrites a newer one.
+
+    A user's sessions cut-off never moves back: a password changed here a moment ago keeps
+    refusing older sessions even if a user record made before that change arrives first.
+    """
     now = utcnow()
-    rows = [
-        {
-            "id": rec.id,
-            **UserData.model_validate(rec.data).model_dump(mode="json"),
-            "version": rec.version,
-            "synced_at": now,
-            "updated_at": now,
-        }
-        for rec in records
-    ]
+    ids = [rec.id for rec in records]
+    cutoffs = dict(
+        session.execute(
+            select(User.id, User.sessions_valid_after).where(
+                User.id.in_(ids), User.sessions_valid_after.is_not(None)
+            )
+        ).all()
+    )
+    rows = []
+    for rec in records:
+        data = UserData.model_validate(rec.data)
+        row = {"id": rec.id, **data.model_dump(mode="json")}
+        row["sessions_valid_after"] = _latest(data.sessions_valid_after, cutoffs.get(rec.id))
+        rows.append(row | {"version": rec.version, "synced_at": now, "updated_at": now})
     bulk.upsert_newer(session, User.__table__, rows, key="id")
-    bulk.expire_loaded(session, User, [r["id"] for r in rows])
+    bulk.expire_loaded(session, User, ids)
     inactive = [r["id"] for r in rows if not r["active"]]
     if inactive:
         response_cache.invalidate_on_commit(session, user_ids=inactive)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(_utc(a), _utc(b))
 
 
 def apply_profile_types(session: Session, records: list[Record], _batch_id: str) -> None:
@@ -240,10 +299,29 @@ def apply_profile_types(session: Session, records: list[Record], _batch_id: str)
     bulk.expire_loaded(session, ProfileType, [r["name"] for r in rows])
 
 
+def apply_settings(session: Session, records: list[Record], batch_id: str) -> None:
+    """Upsert keyed by key and version: an older version never overwrites a newer one. A
+    value of null means "not governed" (the deployment's own setting applies again)."""
+    now = utcnow()
+    rows = []
+    for rec in records:
+        data = SettingData.model_validate(rec.data)
+        try:
+            value = None if data.value is None else lookup(data.key).validate(data.value)
+        except InvalidSettings as exc:
+            raise RecordRefused(rec, f"setting refused: {exc}") from None
+        row = {"key": data.key, "value": value, "version": rec.version}
+        rows.append(row | {"received_at": now, "batch_id": batch_id})
+    bulk.upsert_newer(session, GovernedSetting.__table__, rows, key="key")
+    bulk.expire_loaded(session, GovernedSetting, [r["key"] for r in rows])
+    governed.note_change(session)
+
+
 # The handlers keep the session positional: `transfer.protocol.intake.BulkHandler` calls them as
 # ``apply(session, records, batch_id)``.
 HANDLERS = {
     "result": BulkHandler(apply_results),
     "user": BulkHandler(apply_users),
     "profile_type": BulkHandler(apply_profile_types),
+    "setting": BulkHandler(apply_settings),
 }

@@ -27,7 +27,7 @@ from shared import audit
 from shared.db import utcnow
 from shared.problems import Problem
 from shared.security import login_flow
-from shared.security.clock import seconds_until
+from shared.security.clock import issued_after_cutoff, seconds_until
 from shared.security.login_flow import LoginResult, unauthorized, unavailable
 from shared.security.login_guard import LoginGuard
 from shared.security.revocation import deny_token, token_denied
@@ -90,6 +90,8 @@ def authenticate_token(
     user = session.get(User, claims.sub)
     if user is None or not user.active:
         raise unauthorized("unknown or inactive user")
+    if not issued_after_cutoff(user.sessions_valid_after, claims.iat):
+        raise unauthorized("this session ended when the password changed; log in again")
     return user, claims
 
 

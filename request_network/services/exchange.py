@@ -9,22 +9,25 @@ the request rows. Arriving records are applied in chunks (see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import Text, cast, delete, insert, select, update
+from sqlalchemy import Text, cast, delete, exists, insert, literal, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from request_network.models import (
+    CANCELLED,
     PENDING,
     Batch,
     OutboxEntry,
     Request,
     RequestEvent,
     RequestExport,
+    User,
+    UserChange,
 )
 from request_network.services.arrivals import HANDLERS
 from shared.db import utcnow
@@ -43,11 +46,14 @@ from transfer.protocol.exchange import (
 __all__ = [
     "HANDLERS",
     "ExportReport",
+    "enqueue",
     "export_requests",
+    "export_user_changes",
     "import_batches",
     "mark_exported",
     "requeue",
     "requeue_unacked",
+    "withdraw",
 ]
 
 PAGE = 10_000  # rows read per round trip at most: one default batch
@@ -104,22 +110,26 @@ _COLUMNS = (
     OutboxEntry.profile_type,
     cast(OutboxEntry.query, Text),  # decoded by orjson below, faster than the driver's json
     OutboxEntry.submitted_at,
+    OutboxEntry.attempt,
+    OutboxEntry.cancelled,
 )
 
 
 def _pending_rows(limit: int | None, page: int, *, session: Session) -> Iterator[tuple]:
-    """Outbox rows in the order they were queued, a page at a time (locked on PostgreSQL)."""
+    """Outbox rows in the order they were queued, a page at a time (locked on PostgreSQL).
+    A disabled user's requests wait: they go out if the user is enabled again."""
     order = (OutboxEntry.seq, OutboxEntry.request_id)
-    return bulk.stream_rows(session, select(*_COLUMNS), order, limit=limit, page=page)
+    disabled = exists().where(User.id == OutboxEntry.user_id, User.active.is_(False))
+    query = select(*_COLUMNS).where(~disabled)
+    return bulk.stream_rows(session, query, order, limit=limit, page=page)
 
 
 def _pending_records(
     limit: int | None, page: int, seq_of: dict[str, int], *, session: Session
 ) -> Iterator[Record]:
     loads, when = orjson.loads, bulk.wire_time
-    for seq, rid, user_id, profile_type, query, submitted_at in _pending_rows(
-        limit, page, session=session
-    ):
+    rows = _pending_rows(limit, page, session=session)
+    for seq, rid, user_id, profile_type, query, submitted_at, attempt, cancelled in rows:
         seq_of[rid] = seq
         data = {
             "user_id": user_id,
@@ -127,11 +137,36 @@ def _pending_records(
             "query": loads(query),
             "submitted_at": when(submitted_at),
         }
-        yield make_record("request", rid, 1, data)
+        if cancelled:
+            data["cancelled"] = True
+        yield make_record("request", rid, attempt, data)
 
 
-def enqueue(request: Request, *, session: Session) -> None:
-    """Put a new request in the outbox: the next export carries it."""
+def export_user_changes(out: Outbound, *, session: Session) -> list[ExportedBatch]:
+    """Users' own changes (`UserChange`) → `user_change` records in the requests stream,
+    oldest first; each leaves the table once written. The caller commits."""
+
+    def changes() -> Iterator[Record]:
+        rows = session.scalars(
+            select(UserChange).order_by(UserChange.seq).with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            data = {
+                "base_version": row.base_version,
+                "changed_at": bulk.wire_time(row.changed_at),
+                **row.data,
+            }
+            yield make_record("user_change", row.user_id, row.version, data)
+            session.delete(row)
+
+    if session.execute(select(UserChange.seq).limit(1)).first() is None:
+        return []  # nothing waits: no lock, no batch
+    return export_records(session, Batch, out, stream="requests", records=lambda _room: changes())
+
+
+def enqueue(request: Request, *, session: Session, cancelled: bool = False) -> None:
+    """Put a request in the outbox: the next export carries it (its current sending,
+    `Request.attempt`), or with ``cancelled`` the news that it is cancelled."""
     session.execute(
         insert(OutboxEntry),
         [
@@ -141,9 +176,38 @@ def enqueue(request: Request, *, session: Session) -> None:
                 "profile_type": request.profile_type,
                 "query": request.query,
                 "submitted_at": request.created_at,
+                "attempt": request.attempt or 1,
+                "cancelled": cancelled,
             }
         ],
     )
+
+
+def withdraw(ids: list[str], *, session: Session) -> None:
+    """Requests `ids` leave the outbox, and the export that carried each (if any) becomes a
+    history event: the batch stays on record, and the next sending is recorded afresh."""
+    if not ids:
+        return
+    _exports_to_events(ids, session=session)
+    session.execute(delete(RequestExport).where(RequestExport.request_id.in_(ids)))
+    session.execute(delete(OutboxEntry).where(OutboxEntry.request_id.in_(ids)))
+    bulk.expire_loaded(session, Request, ids)
+
+
+def _exports_to_events(ids: list[str], *, session: Session) -> None:
+    exports = session.execute(
+        select(RequestExport, Request.status)
+        .join(Request, Request.id == RequestExport.request_id)
+        .where(RequestExport.request_id.in_(ids))
+        .options(joinedload(RequestExport.batch))
+    ).all()
+    for export, status in exports:  # the step the request's history showed becomes an event
+        step = export.as_history(cancellation=status == CANCELLED)
+        session.add(
+            RequestEvent(
+                request_id=export.request_id, status=step.status, at=step.at, detail=step.detail
+            )
+        )
 
 
 def mark_exported(
@@ -176,37 +240,40 @@ def mark_exported(
 
 
 def requeue(ids: list[str], *, session: Session, detail: str, at: datetime) -> None:
-    """Exported requests `ids` go back to the outbox, to be exported again.
+    """Exported requests `ids` go back to the outbox, to be exported again: a pending one
+    as itself, a cancelled one as its cancellation.
 
     Their export becomes a history event (the batch that carried them stays on record),
-    followed by a PENDING event saying why.
+    followed by an event in their current state saying why.
     """
     if not ids:
         return
-    exports = session.scalars(
-        select(RequestExport)
-        .where(RequestExport.request_id.in_(ids))
-        .options(joinedload(RequestExport.batch))
-    ).all()
-    for export in exports:  # the step the request's history showed becomes an event
-        step = export.as_history()
-        session.add(
-            RequestEvent(
-                request_id=export.request_id, status=step.status, at=step.at, detail=step.detail
-            )
-        )
+    _exports_to_events(ids, session=session)
     session.execute(delete(RequestExport).where(RequestExport.request_id.in_(ids)))
-    bulk.insert_rows(
-        session,
-        RequestEvent.__table__,
-        {"request_id": ids},
-        same={"status": PENDING, "at": at, "detail": detail},
+    waiting = Request.id.in_(ids), Request.status.in_((PENDING, CANCELLED))
+    events = select(Request.id, Request.status, literal(at), literal(detail)).where(*waiting)
+    session.execute(
+        insert(RequestEvent).from_select(["request_id", "status", "at", "detail"], events)
     )
     again = select(
-        Request.id, Request.user_id, Request.profile_type, Request.query, Request.created_at
-    ).where(Request.id.in_(ids), Request.status == PENDING)
+        Request.id,
+        Request.user_id,
+        Request.profile_type,
+        Request.query,
+        Request.created_at,
+        Request.attempt,
+        Request.status == CANCELLED,
+    ).where(*waiting)
     again = again.order_by(Request.created_at, Request.id)  # oldest first
-    outbox_columns = ["request_id", "user_id", "profile_type", "query", "submitted_at"]
+    outbox_columns = [
+        "request_id",
+        "user_id",
+        "profile_type",
+        "query",
+        "submitted_at",
+        "attempt",
+        "cancelled",
+    ]
     session.execute(insert(OutboxEntry).from_select(outbox_columns, again))
     session.execute(update(Request).where(Request.id.in_(ids)).values(updated_at=at))
     bulk.expire_loaded(session, Request, ids)
@@ -214,14 +281,18 @@ def requeue(ids: list[str], *, session: Session, detail: str, at: datetime) -> N
 
 def requeue_unacked(*, session: Session, source: str, older_than: timedelta) -> int:
     """The requests of every batch unacknowledged past `older_than` go back to the outbox
-    (those still unanswered); each such batch is marked re-exported. Returns how many."""
+    (those still unanswered, and cancellations); each such batch is marked re-exported.
+    Returns how many."""
     requeued = 0
     for batch in reexport.due(session, Batch, source=source, older_than=older_than):
         ids = list(
             session.scalars(
                 select(RequestExport.request_id)
                 .join(Request, Request.id == RequestExport.request_id)
-                .where(RequestExport.batch_id == batch.id, Request.status == PENDING)
+                .where(
+                    RequestExport.batch_id == batch.id,
+                    Request.status.in_((PENDING, CANCELLED)),
+                )
             )
         )
         detail = f"re-export: {batch.filename} unacknowledged after {older_than}"
@@ -233,7 +304,14 @@ def requeue_unacked(*, session: Session, source: str, older_than: timedelta) -> 
 
 
 def import_batches(
-    inbound: Inbound, transaction: Callable[[], AbstractContextManager[Session]]
+    inbound: Inbound,
+    transaction: Callable[[], AbstractContextManager[Session]],
+    *,
+    streams: Collection[str] | None = None,
+    other_streams: Collection[str] = (),
 ) -> list[ImportOutcome]:
-    """Import every waiting batch; quarantines are audited and acked back by the exchange."""
-    return import_inbox(Batch, inbound, HANDLERS, transaction)
+    """Import the waiting batches (all, or those of `streams`, or all but `other_streams`);
+    quarantines are audited and acked back by the exchange."""
+    return import_inbox(
+        Batch, inbound, HANDLERS, transaction, streams=streams, other_streams=other_streams
+    )

@@ -15,7 +15,8 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from request_network.models import Batch, HealthSample, TaskRun
-from request_network.schedule import BEAT
+from request_network.schedule import beat
+from request_network.services import governed
 from request_network.settings import RequestSettings
 from shared import health_probes, history
 from shared.db import reading
@@ -35,7 +36,7 @@ def probes(settings: RequestSettings) -> list[Probe]:
             broker, eager=eager, timeout_s=settings.health_worker_timeout_s
         ),
         health_probes.beat_probe(
-            BEAT,
+            beat(settings.beat_seconds),
             TaskRun,
             reads,
             eager=eager,
@@ -64,11 +65,14 @@ def components_down_since(*, session: Session) -> dict[str, datetime]:
 
 
 def trim_history(settings: RequestSettings, *, session: Session) -> dict[str, int]:
+    """Bound the histories by the retention in force (`retention.*`: governed, else the
+    deployment's `task_history_days` / `health_history_days`)."""
+    now = governed.in_force(settings, session=session)
     return history.trim(
         session,
         task_model=TaskRun,
         sample_model=HealthSample,
-        task_days=settings.task_history_days,
+        task_days=now["retention.task_history_days"],
         task_runs_per_name=settings.task_history_per_task,
-        sample_days=settings.health_history_days,
+        sample_days=now["retention.health_history_days"],
     )

@@ -10,8 +10,15 @@ import logging
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import case, exists, func, select
 
-from request_network.models import EXPORTED, PENDING, PUBLIC_STATUS, Request, RequestExport
-from request_network.services.queues import PLANE
+from request_network.models import (
+    EXPORTED,
+    PENDING,
+    PUBLIC_STATES,
+    PUBLIC_STATUS,
+    Request,
+    RequestExport,
+)
+from request_network.services.queues import plane
 from request_network.settings import RequestSettings
 from shared import queue_admin
 from shared.db import reading
@@ -19,7 +26,7 @@ from shared.health import describe_error, run_concurrently
 from shared.metrics import exposition
 
 log = logging.getLogger("ferry.api")
-STATUSES = ("PENDING", "IN_TRANSIT", "COMPLETED", "FAILED", "EXPIRED")
+STATUSES = PUBLIC_STATES
 
 
 def requests_by_status(settings: RequestSettings) -> list[GaugeMetricFamily]:
@@ -46,7 +53,7 @@ def scrape(settings: RequestSettings) -> bytes:
     outcomes = run_concurrently(
         {
             "requests": lambda: requests_by_status(settings),
-            "queues": lambda: queue_admin.queue_depth_metric(settings, PLANE),
+            "queues": lambda: queue_admin.queue_depth_metric(settings, plane(settings)),
         },
         settings.health_probe_timeout_s,
     )

@@ -7,28 +7,37 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from request_network.models import AuditLog, TaskRun
-from request_network.schedule import BEAT, QUEUES
+from request_network.schedule import QUEUES, beat
 from request_network.settings import RequestSettings
 from shared import queue_admin
 
-PLANE = queue_admin.TaskPlane(
-    network="request", queues=QUEUES, beat=BEAT, task_model=TaskRun, audit_model=AuditLog
-)
+
+def plane(settings: RequestSettings) -> queue_admin.TaskPlane:
+    """This network's queues, its beat schedule (cadences as `settings` set them) and tables."""
+    return queue_admin.TaskPlane(
+        network="request",
+        queues=QUEUES,
+        beat=beat(settings.beat_seconds),
+        task_model=TaskRun,
+        audit_model=AuditLog,
+    )
 
 
 def queues_view(settings: RequestSettings) -> dict[str, Any]:
-    return queue_admin.queues_view(settings, PLANE)
+    return queue_admin.queues_view(settings, plane(settings))
 
 
 def run_now(settings: RequestSettings, name: str, *, session: Session, actor: str) -> dict:
-    return queue_admin.run_now(settings, PLANE, name, session=session, actor=actor)
+    return queue_admin.run_now(settings, plane(settings), name, session=session, actor=actor)
 
 
 def task_status(settings: RequestSettings, task_id: str) -> dict[str, Any]:
-    return queue_admin.task_status(settings, PLANE, task_id)
+    return queue_admin.task_status(settings, plane(settings), task_id)
 
 
 def purge(
     settings: RequestSettings, queue: str, *, confirm: str, session: Session, actor: str
 ) -> dict[str, Any]:
-    return queue_admin.purge(settings, PLANE, queue, confirm=confirm, session=session, actor=actor)
+    return queue_admin.purge(
+        settings, plane(settings), queue, confirm=confirm, session=session, actor=actor
+    )

@@ -1,7 +1,9 @@
 """Rate limits on the request network: whose limits apply, charging a submission, admin work.
 
 Limits per window, first set wins: an admin's `RateLimitOverride` > the user's own
-`User.rate_limits` (replicated from the authority) > the profile type's `rate_limits`.
+`User.rate_limits` (replicated from the authority) > the governed default of the user's
+profile type and role (`rate_limits.by_role`) > the profile type's `rate_limits`. The ratios
+and grace length are the governed ones in force (`services.governed`), read at every check.
 Every limit is at most the limiter's bound `MAX_LIMIT`: the admin API's schema, the
 replicated records and a CHECK on the override table refuse more, and a stored value out of
 range anyway is clamped or skipped when read (`_usable`), never a 500.
@@ -31,7 +33,7 @@ from request_network.models import (
     Request,
     User,
 )
-from request_network.services import requests
+from request_network.services import governed, requests
 from request_network.settings import RequestSettings
 from shared.audit import record
 from shared.cache import get_redis
@@ -55,16 +57,26 @@ log = logging.getLogger("ferry.ratelimit")
 REDIS_DOWN_RETRY_AFTER = 10
 
 
-def policy_for(settings: RequestSettings) -> Policy:
+def policy_for(settings: RequestSettings, *, session: Session | None = None) -> Policy:
+    """The ratios and grace length in force (governed, else the deployment's settings)."""
+    now = governed.in_force(settings, session=session)
     return Policy(
-        soft_ratio=settings.rate_limit_soft_ratio,
-        grace_ratio=settings.rate_limit_grace_ratio,
-        grace_seconds=settings.rate_limit_grace_seconds,
+        soft_ratio=now["rate_limits.soft_ratio"],
+        grace_ratio=now["rate_limits.grace_ratio"],
+        grace_seconds=now["rate_limits.grace_seconds"],
     )
 
 
+#: This network's decisions per hour (`shared.ratelimit.tally`): `rl:stats:h:<YYYYMMDDHH>`,
+#: beside the users' windows (`rl:{u:<id>}:…`: the `{` keeps the two apart).
+DECISIONS_TALLY = "rl:stats:h:"
+
+
 def limiter_for(settings: RequestSettings) -> RateLimiter:
-    return RateLimiter(get_redis(settings.redis_url), policy_for(settings))
+    """A limiter that asks for the policy in force at each check."""
+    return RateLimiter(
+        get_redis(settings.redis_url), lambda: policy_for(settings), tally=DECISIONS_TALLY
+    )
 
 
 #: What a submission needs of a profile type: its rules and its limits.
@@ -76,7 +88,7 @@ class Limits:
     """A user's limit per window and where each came from."""
 
     values: dict[str, int]
-    sources: dict[str, str]  # "override" | "user" | "profile_type" | "none"
+    sources: dict[str, str]  # "override" | "user" | "by_role" | "profile_type" | "none"
     profile: Any = None  # the user's profile type (PROFILE_COLUMNS), read with the limits
 
 
@@ -87,9 +99,10 @@ def get_user(user_id: str, *, session: Session) -> User:
     return user
 
 
-def effective_limits(user: User, *, session: Session) -> Limits:
+def effective_limits(user: User, *, session: Session, settings: RequestSettings) -> Limits:
     """The user's limits; the override and the profile type come in one statement, as plain
-    columns (the profile type's are kept: validating a submission needs them too)."""
+    columns (the profile type's are kept: validating a submission needs them too); the
+    governed default of the user's profile type and role comes from `services.governed`."""
     anchor = select(literal(1).label("one")).subquery()
     row = session.execute(
         select(
@@ -103,9 +116,11 @@ def effective_limits(user: User, *, session: Session) -> Limits:
     ).one()
     override = {w: getattr(row, f"override_{w}") for w in WINDOWS} if row.override_user else {}
     profile = row if row.name is not None else None
+    by_role = governed.in_force(settings, session=session)["rate_limits.by_role"]
     layers = [
         ("override", override),
         ("user", user.rate_limits or {}),
+        ("by_role", by_role.get(user.profile_type, {}).get(user.role, {})),
         ("profile_type", profile.rate_limits if profile else {}),
     ]
     values, sources = {}, {}
@@ -195,9 +210,11 @@ def submit_within_limits(
     settings: RequestSettings,
     path: str,
     limits: Limits | None = None,
+    key_id: str | None = None,
 ) -> Submitted:
-    """Validate and stage the request, then charge the quota; see the module docstring."""
-    limits = limits or effective_limits(user, session=session)
+    """Validate and stage the request, then charge the quota; see the module docstring.
+    `key_id`: the API key the submission came with (kept on its violation rows)."""
+    limits = limits or effective_limits(user, session=session, settings=settings)
     requests.validate(
         user, session=session, profile_type=profile_type, query=query, known=limits.profile
     )
@@ -209,14 +226,17 @@ def submit_within_limits(
     else:
         RATELIMIT_DECISIONS.labels(state=decision.state).inc()
         if not decision.allowed:
-            record_violations(user.id, decision, session=session, path=path)
+            record_violations(user.id, decision, session=session, path=path, key_id=key_id)
             return Submitted(None, decision, limits)
     request = requests.create(user, session=session, profile_type=profile_type, query=query)
     return Submitted(request, decision, limits)
 
 
-def record_violations(user_id: str, decision: Decision, *, session: Session, path: str) -> None:
-    """One row per violated window: the count the request would have reached, the limit."""
+def record_violations(
+    user_id: str, decision: Decision, *, session: Session, path: str, key_id: str | None = None
+) -> None:
+    """One row per violated window: the count the request would have reached, the limit, and
+    the API key it came with (None: a login session)."""
     at = utcnow()
     for w in decision.windows:
         if w.state == BLOCKED:
@@ -228,14 +248,17 @@ def record_violations(user_id: str, decision: Decision, *, session: Session, pat
                     limit=w.limit,
                     path=path[:255],
                     at=at,
+                    key_id=key_id,
                 )
             )
     session.flush()
 
 
-def status(user: User, limiter: RateLimiter, *, session: Session) -> tuple[Limits, Decision]:
+def status(
+    user: User, limiter: RateLimiter, *, session: Session, settings: RequestSettings
+) -> tuple[Limits, Decision]:
     """Where a user stands in every window (a peek: nothing is counted)."""
-    limits = effective_limits(user, session=session)
+    limits = effective_limits(user, session=session, settings=settings)
     try:
         return limits, limiter.peek(user.id, limits.values)
     except RateLimiterUnavailable as exc:

@@ -42,6 +42,7 @@ from redis import Redis, RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from request_network.services import governed
 from request_network.services import response_cache_scripts as scripts
 from shared.metrics import (
     RESPONSE_CACHE_LOOKUPS,
@@ -85,14 +86,16 @@ def hour_key(moment: float) -> str:
 
 @dataclass(frozen=True)
 class Policy:
-    """How long an entry lives and the largest body kept (settings `response_cache_*`)."""
+    """How long an entry lives and the largest body kept: the governed `response_cache.*`
+    in force (else the deployment's settings `response_cache_*`)."""
 
     ttl: int
     max_bytes: int
 
     @classmethod
-    def of(cls, settings: Any) -> Policy:
-        return cls(settings.response_cache_ttl_seconds, settings.response_cache_max_bytes)
+    def of(cls, settings: Any, *, session: Session | None = None) -> Policy:
+        now = governed.in_force(settings, session=session)
+        return cls(now["response_cache.ttl_seconds"], now["response_cache.max_bytes"])
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Looking after the response cache: statistics, clearing and maintenance.
+"""Looking after the response cache: clearing and maintenance (its statistics:
+`request_network.services.response_cache_stats`).
 
 The admin routes (`request_network.api.admin_cache`, each audited) and the hourly
 `cache_maintenance` task call these. Keys are found with SCAN (never KEYS) and read in
@@ -36,19 +37,7 @@ from shared.problems import Problem
 
 SCAN_COUNT = 1000
 DB_CHUNK = 1000
-LARGEST = 10
-HOURS = 24
 _UUID_LEN = 36
-EVICTION_REASONS = (
-    "ttl",
-    "memory",
-    "expired",
-    "oversized",
-    "orphaned",
-    "stale",
-    "invalidated",
-    "cleared",
-)
 
 
 def unavailable(exc: RedisError) -> Problem:
@@ -70,13 +59,13 @@ class Entry:
     ttl: int  # seconds left (-1: none)
 
 
-def _iso(epoch: float | None) -> str | None:
+def iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
@@ -119,99 +108,8 @@ def read_entries(cache: Redis, ids: list[str]) -> list[Entry]:
             user, size, version, at = meta
             if user is None or ttl == -2:
                 continue  # gone meanwhile, or half an entry
-            found.append(Entry(rid, user.decode(), _int(size), _int(version), _int(at), ttl))
+            found.append(Entry(rid, user.decode(), as_int(size), as_int(version), as_int(at), ttl))
     return found
-
-
-# -- statistics ------------------------------------------------------------------------------
-
-
-def _ratio(hits: int, misses: int) -> float | None:
-    return round(hits / (hits + misses), 4) if hits + misses else None
-
-
-def _counts(raw: dict[bytes, bytes]) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in raw.items() if v.isdigit()}
-
-
-def stats(cache: Redis, *, session: Session, actor: str, policy: rc.Policy) -> dict[str, Any]:
-    """Entries and bytes now, the largest entries, hits and misses since counting began and
-    over the last hour (summed over every API process), evictions by reason; audited."""
-    try:
-        report = _stats(cache, policy, time.time())
-    except RedisError as exc:
-        raise unavailable(exc) from exc
-    detail = {"entries": report["entries"], "bytes": report["bytes"]}
-    record(session, AuditLog, actor=actor, action="cache.stats", target="responses", detail=detail)
-    return report
-
-
-def _stats(cache: Redis, policy: rc.Policy, now: float) -> dict[str, Any]:
-    bodies, metas = cached_ids(cache)
-    entries = read_entries(cache, sorted(bodies & metas))
-    hour_start = now - now % 3600
-    hours = [hour_start - 3600 * k for k in range(HOURS)]
-    pipe = cache.pipeline(transaction=False)
-    pipe.hgetall(rc.STATS)
-    pipe.zcount(rc.INDEX, "-inf", now)
-    for h in hours:
-        pipe.hgetall(rc.hour_key(h))
-    totals_raw, pending_ttl, *buckets_raw = pipe.execute()
-    totals = _counts(totals_raw)
-    buckets = [_counts(b) for b in buckets_raw]
-    # The last hour: this hour's bucket and the part of the previous one still inside it.
-    share = 1 - (now - hour_start) / 3600
-    last = {
-        k: round(buckets[0].get(k, 0) + share * buckets[1].get(k, 0))
-        for k in ("hits", "misses", "bytes")
-    }
-    evictions = {r: totals.get(f"evicted_{r}", 0) for r in EVICTION_REASONS}
-    evictions["ttl"] += pending_ttl  # gone by TTL, not yet counted by maintenance
-    largest = sorted(entries, key=lambda e: (-e.size, e.request_id))[:LARGEST]
-    last_run = totals_raw.get(b"last_optimize")
-    return {
-        "entries": len(entries),
-        "bytes": sum(e.size for e in entries),
-        "ttl_seconds": policy.ttl,
-        "max_entry_bytes": policy.max_bytes,
-        "since": _iso(totals.get("since")),
-        "total": {
-            "hits": totals.get("hits", 0),
-            "misses": totals.get("misses", 0),
-            "hit_ratio": _ratio(totals.get("hits", 0), totals.get("misses", 0)),
-            "bytes_served": totals.get("bytes", 0),
-            "not_modified": totals.get("not_modified", 0),
-            "fills": totals.get("fills", 0),
-            "not_cached_oversize": totals.get("not_cached_oversize", 0),
-        },
-        "last_hour": {
-            "hits": last["hits"],
-            "misses": last["misses"],
-            "hit_ratio": _ratio(last["hits"], last["misses"]),
-            "bytes_served": last["bytes"],
-        },
-        "hours": [
-            {
-                "hour": _iso(h),
-                "hits": b.get("hits", 0),
-                "misses": b.get("misses", 0),
-                "bytes_served": b.get("bytes", 0),
-            }
-            for h, b in zip(hours, buckets, strict=True)
-        ],
-        "evictions": evictions,
-        "largest": [
-            {
-                "request_id": e.request_id,
-                "user_id": e.user_id,
-                "bytes": e.size,
-                "ttl_seconds": e.ttl,
-                "cached_at": _iso(e.at),
-            }
-            for e in largest
-        ],
-        "last_maintenance": orjson.loads(last_run) if last_run else None,
-    }
 
 
 # -- clearing --------------------------------------------------------------------------------
@@ -312,7 +210,7 @@ def _optimize(
     prewarmed, warmed_bytes = _prewarm(cache, session, policy, now, window, most, live)
     kept = [e for e in entries if e.request_id in live]
     return {
-        "at": _iso(now),
+        "at": iso(now),
         "reconciled": reconciled,
         "dropped": {r: dropped[r] for r in ("expired", "oversized", "orphaned", "stale", "memory")},
         "dropped_bytes": dropped_bytes,

@@ -1,5 +1,6 @@
 """Users as an admin of the request network sees them: a filtered, sorted page, and one
-user's details (profile, limits in force and usage, API keys, recent requests, lock).
+user's details (profile, limits in force and usage, API keys, recent requests, lock, last
+login).
 
 The response network is the authority for users; here they are read only (their locks,
 limits and keys are administered by the routes of those resources).
@@ -8,6 +9,7 @@ limits and keys are administered by the routes of those resources).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -47,9 +49,11 @@ class UserDetails:
     user: User
     limits: rate_limits.Limits
     usage: Decision | None  # None when the rate limiter (Redis) cannot be reached
-    keys: list[dict[str, Any]]
+    keys: list[dict[str, Any]]  # described, each with its usage (`api_keys.describe`)
+    key_usage: dict[str, Any]  # the user's keys' usage summed (`api_key_usage.read_usage`)
     recent: list[dict[str, Any]]
     lock: dict[str, Any]
+    last_login_at: datetime | None  # None: never logged in on this network
 
 
 def details(
@@ -64,10 +68,11 @@ def details(
     if user is None:
         raise Problem(404, "Not found", "no such user")
     try:
-        limits, usage = rate_limits.status(user, limiter, session=session)
+        limits, usage = rate_limits.status(user, limiter, session=session, settings=settings)
     except Problem:  # the limiter is down: the limits in force still show, usage does not
-        limits, usage = rate_limits.effective_limits(user, session=session), None
-    keys = [api_keys.describe(k) for k in api_keys.list_keys(session=session, user=user)]
+        limits = rate_limits.effective_limits(user, session=session, settings=settings)
+        usage = None
+    keys, key_usage = api_keys.list_keys_with_usage(cache, session=session, user=user)
     recent_rows = session.execute(
         select(Request, RequestExport.batch_id)
         .outerjoin(RequestExport, RequestExport.request_id == Request.id)
@@ -87,4 +92,6 @@ def details(
         for r in recent_rows
     ]
     lock = auth.lock_status(settings, cache, session=session, user_id=user.id)
-    return UserDetails(user, limits, usage, keys, recent, lock)
+    lock_row = session.get(AccountLock, user.id)  # a row `lock_status` read is not read again
+    last_login_at = lock_row.last_login_at if lock_row is not None else None
+    return UserDetails(user, limits, usage, keys, key_usage, recent, lock, last_login_at)

@@ -31,6 +31,7 @@ class UserRow(BaseModel):
     locked: bool
     has_custom_limits: bool
     updated_at: datetime
+    last_login_at: datetime | None = Field(description="Last successful login (null: never)")
 
 
 class UserPage(BaseModel):
@@ -54,6 +55,7 @@ class UserOut(BaseModel):
     updated_at: datetime
     locked_until: datetime | None
     failed_logins: int
+    last_login_at: datetime | None = Field(description="Last successful login (null: never)")
 
 
 class CreateUser(BaseModel):

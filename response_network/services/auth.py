@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from response_network.models import AccountLock, AuditLog, User
 from response_network.settings import ResponseSettings
 from shared.security import login_flow
+from shared.security.clock import issued_after_cutoff
 from shared.security.login_flow import LoginResult, unauthorized
 from shared.security.tokens import InvalidToken, decode_token
 
@@ -56,4 +57,6 @@ def user_for_token(settings: ResponseSettings, token: str, *, session: Session) 
     user = session.get(User, claims.sub)
     if user is None or not user.active:
         raise unauthorized("unknown or inactive user")
+    if not issued_after_cutoff(user.sessions_valid_after, claims.iat):
+        raise unauthorized("this session ended when the password changed; log in again")
     return user

@@ -12,14 +12,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Text, cast, select, true, update
 from sqlalchemy.orm import Session
 
-from response_network.models import QUEUED, Batch, ImportedRequest, ProfileType, Result, User
+from response_network.models import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Batch,
+    Execution,
+    GovernedSetting,
+    ImportedRequest,
+    ProfileType,
+    Result,
+    User,
+)
+from response_network.services.governed import refuse_settings
 from response_network.services.result_records import result_items
+from response_network.services.user_changes import apply_user_changes, refuse_users
 from shared.db import utcnow
 from transfer.format import Limits, Record
 from transfer.protocol import bulk, reexport
@@ -46,7 +60,23 @@ PAGE = 1_000  # results read per round trip (their hits make them larger than re
 
 
 def apply_requests(session: Session, records: list[Record], batch_id: str) -> None:
-    """Queue each request once; a replayed record changes nothing."""
+    """Queue each request once; a replayed record changes nothing.
+
+    A record's version is the request network's sending of the request: a higher one than
+    stored is a retry, queued once more (the same request, its executions and its one
+    result); one marked ``cancelled`` stops a request that has not started. First sendings,
+    nearly all records, go in with one statement; the others are looked at one by one.
+    """
+    first = [rec for rec in records if rec.version <= 1 and not rec.data.get("cancelled")]
+    _queue_new(session, first, batch_id)
+    if len(first) < len(records):
+        chosen = {id(rec) for rec in first}
+        _apply_later_sendings(session, [r for r in records if id(r) not in chosen], batch_id)
+
+
+def _queue_new(session: Session, records: list[Record], batch_id: str) -> None:
+    if not records:
+        return
     now = utcnow()
     data = [rec.data for rec in records]
     ids = [rec.id for rec in records]
@@ -57,16 +87,90 @@ def apply_requests(session: Session, records: list[Record], batch_id: str) -> No
         "query": [d["query"] for d in data],
         "submitted_at": [d["submitted_at"] for d in data],  # RFC 3339, checked by the reader
     }
-    same = {"status": QUEUED, "batch_id": batch_id, "imported_at": now, "updated_at": now}
+    same = {
+        "status": QUEUED,
+        "attempt": 1,
+        "batch_id": batch_id,
+        "imported_at": now,
+        "updated_at": now,
+    }
     bulk.insert_new(
         session, ImportedRequest.__table__, columns, key="id", same=same, returning=False
     )
     bulk.expire_loaded(session, ImportedRequest, ids)
 
 
+def _last_word(records: list[Record]) -> dict[str, Record]:
+    """Per request, the record that decides: the latest sending, its cancellation over it."""
+    latest: dict[str, Record] = {}
+    for rec in records:
+        held = latest.get(rec.id)
+        rank = (rec.version, bool(rec.data.get("cancelled")))
+        if held is None or rank >= (held.version, bool(held.data.get("cancelled"))):
+            latest[rec.id] = rec
+    return latest
+
+
+def _apply_later_sendings(session: Session, records: list[Record], batch_id: str) -> None:
+    """Retries and cancellations. A sending older than the stored one changes nothing; a
+    cancellation of the stored sending stops it only while it is QUEUED (a running or
+    finished one is too late: its answer goes back and the request network discards it);
+    a newer sending replaces the stored one, cancelled or queued, and a run of the older
+    one still in progress is closed as superseded (its outcome is not recorded)."""
+    now = utcnow()
+    latest = _last_word(records)
+    stored = {
+        req.id: req
+        for req in session.scalars(
+            select(ImportedRequest).where(ImportedRequest.id.in_(list(latest))).with_for_update()
+        )
+    }
+    superseded: list[str] = []
+    for rid, rec in latest.items():
+        cancelled = bool(rec.data.get("cancelled"))
+        req = stored.get(rid)
+        if req is None:
+            d = rec.data
+            req = ImportedRequest(
+                id=rid,
+                user_id=d["user_id"],
+                profile_type=d["profile_type"],
+                query=d["query"],
+                submitted_at=datetime.fromisoformat(d["submitted_at"]),  # RFC 3339, checked
+                attempt=rec.version,
+                batch_id=batch_id,
+                imported_at=now,
+            )
+            session.add(req)
+        elif rec.version < req.attempt:
+            continue
+        elif rec.version == req.attempt:
+            if not (cancelled and req.status == QUEUED):
+                continue  # a replay, or a cancellation too late to stop it
+        else:
+            if req.status == RUNNING:
+                superseded.append(rid)
+            req.attempt, req.batch_id = rec.version, batch_id
+        req.status, req.updated_at = (CANCELLED if cancelled else QUEUED), now
+    if superseded:
+        session.execute(
+            update(Execution)
+            .where(Execution.request_id.in_(superseded), Execution.status == RUNNING)
+            .values(status=FAILED, finished_at=now, error="superseded by a later sending")
+        )
+    session.flush()
+
+
 # `apply_requests` keeps the session positional: `transfer.protocol.intake.BulkHandler` calls it as
 # ``apply(session, records, batch_id)``.
-HANDLERS = {"request": BulkHandler(apply_requests)}
+# A `setting` from the request network is refused with a reason (this network is their
+# authority): the batch is quarantined.
+HANDLERS = {
+    "request": BulkHandler(apply_requests),
+    "user_change": BulkHandler(apply_user_changes),
+    "setting": BulkHandler(refuse_settings),
+    "user": BulkHandler(refuse_users),
+}
 
 
 def import_requests(
@@ -123,6 +227,7 @@ _COLUMNS = (
     Result.error,
     Result.executed_at,
     Result.took_ms,
+    Result.attempt,
 )
 
 
@@ -140,6 +245,7 @@ _AGAIN = {
     "results": (Result, Result.request_id, {"batch_id": None}),
     "users": (User, User.id, {"exported_version": 0}),
     "profile_types": (ProfileType, ProfileType.name, {"exported_version": 0}),
+    "settings": (GovernedSetting, GovernedSetting.key, {"exported_version": 0}),
 }
 
 
@@ -148,8 +254,8 @@ def reexport_unacked(
 ) -> list[dict]:
     """The records of every batch unacknowledged past `older_than` go out again with the
     next export; each such batch is marked re-exported. The records are those named in the
-    batch's kept copy; without an intact copy, results that name the batch, or every user
-    or profile type (they are upserts by version, so sending one again is harmless)."""
+    batch's kept copy; without an intact copy, results that name the batch, or every user,
+    profile type or setting (they are upserts by version, so sending one again is harmless)."""
     done = []
     for batch in reexport.due(session, Batch, source=source, older_than=older_than):
         model, key, again = _AGAIN[batch.stream]

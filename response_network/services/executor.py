@@ -7,8 +7,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session, aliased
 
 from response_network.models import (
     DONE,
@@ -50,7 +50,9 @@ def claim(*, session: Session, limit: int) -> list[str]:
     now = utcnow()
     for req in claimed:
         req.status, req.updated_at = RUNNING, now
-        session.add(Execution(request_id=req.id, started_at=now, status=RUNNING))
+        session.add(
+            Execution(request_id=req.id, started_at=now, status=RUNNING, attempt=req.attempt)
+        )
     session.flush()
     return [r.id for r in claimed]
 
@@ -69,6 +71,11 @@ def _compile(req: ImportedRequest, *, session: Session) -> tuple[str, dict] | st
 
 
 def _finish(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -> None:
+    """Record the outcome of `req`'s running execution and its result.
+
+    A request has one result: an earlier one (a retry, or an earlier sending of the same
+    request) is replaced and marked unexported, so the next export carries the new one.
+    """
     now = utcnow()
     status = DONE if outcome.ok else FAILED
     req.status, req.updated_at = status, now
@@ -77,18 +84,13 @@ def _finish(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -
         .where(Execution.request_id == req.id, Execution.status == RUNNING)
         .values(status=status, finished_at=now, error=outcome.error, took_ms=outcome.took_ms)
     )
-    if session.get(Result, req.id) is None:
-        session.add(
-            Result(
-                request_id=req.id,
-                status=status,
-                total=outcome.total,
-                hits=outcome.hits,
-                error=outcome.error,
-                executed_at=now,
-                took_ms=outcome.took_ms,
-            )
-        )
+    result = session.get(Result, req.id)
+    if result is None:
+        result = Result(request_id=req.id)
+        session.add(result)
+    result.status, result.total, result.hits = status, outcome.total, outcome.hits
+    result.error, result.executed_at, result.took_ms = outcome.error, now, outcome.took_ms
+    result.attempt, result.batch_id = req.attempt, None
 
 
 def execute(
@@ -165,3 +167,17 @@ def requeue_stale(*, session: Session, older_than: timedelta) -> int:
         )
     session.flush()
     return len(stale)
+
+
+def prune_executions(*, session: Session, older_than: timedelta) -> int:
+    """Finished executions started before `older_than` ago go, except the latest of each
+    request (what the admin views and statistics show of it). Returns how many went."""
+    cutoff = utcnow() - older_than
+    later = aliased(Execution)
+    superseded = exists().where(later.request_id == Execution.request_id, later.id > Execution.id)
+    gone = session.execute(
+        delete(Execution).where(
+            Execution.started_at < cutoff, Execution.status != RUNNING, superseded
+        )
+    )
+    return gone.rowcount or 0

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from response_network.models import Batch, HealthSample, ProfileType, TaskRun
-from response_network.schedule import BEAT
+from response_network.schedule import beat
+from response_network.services import governed
 from response_network.services.search import make_client
 from response_network.settings import ResponseSettings
 from shared import health_probes, history
@@ -92,7 +93,7 @@ def probes(settings: ResponseSettings) -> list[Probe]:
             broker, eager=eager, timeout_s=settings.health_worker_timeout_s
         ),
         health_probes.beat_probe(
-            BEAT,
+            beat(settings.beat_seconds),
             TaskRun,
             reads,
             eager=eager,
@@ -123,11 +124,14 @@ def components_down_since(*, session: Session) -> dict[str, datetime]:
 
 
 def trim_history(settings: ResponseSettings, *, session: Session) -> dict[str, int]:
+    """Bound the histories by the retention in force (`retention.*`: governed, else the
+    deployment's `task_history_days` / `health_history_days`)."""
+    now = governed.in_force(settings, session=session)
     return history.trim(
         session,
         task_model=TaskRun,
         sample_model=HealthSample,
-        task_days=settings.task_history_days,
+        task_days=now["retention.task_history_days"],
         task_runs_per_name=settings.task_history_per_task,
-        sample_days=settings.health_history_days,
+        sample_days=now["retention.health_history_days"],
     )

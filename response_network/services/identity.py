@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -149,9 +149,22 @@ def profile_rules(profile: ProfileType) -> ProfileRules:
     )
 
 
+def send_all_again(*, session: Session) -> int:
+    """Every user and profile type goes out with the next identity export, at its current
+    version (a full snapshot, for a fresh request network). Returns how many."""
+    again = 0
+    for model in (ProfileType, User):
+        again += session.execute(update(model).values(exported_version=0)).rowcount or 0
+    return again
+
+
 def export_identity(out: Outbound, *, session: Session) -> list[ExportedBatch]:
     """Profile types first, then users, each only when changed since the last export."""
-    batches: list[ExportedBatch] = []
+    return export_profile_types(out, session=session) + export_users(out, session=session)
+
+
+def export_profile_types(out: Outbound, *, session: Session) -> list[ExportedBatch]:
+    """Profile types changed since the last export (the `profile_types` stream)."""
     profiles = (
         session.execute(
             select(ProfileType)
@@ -162,53 +175,63 @@ def export_identity(out: Outbound, *, session: Session) -> list[ExportedBatch]:
         .scalars()
         .all()
     )
-    if profiles:
-        batches += export_records(
-            session,
-            Batch,
-            out,
-            stream="profile_types",
-            records=[
-                Record(
-                    type="profile_type",
-                    id=p.name,
-                    version=p.version,
-                    data=ProfileTypeData.model_validate(p, from_attributes=True).model_dump(
-                        mode="json"
-                    ),
-                )
-                for p in profiles
-            ],
-        )
-        for p in profiles:
-            p.exported_version = p.version
+    if not profiles:
+        return []
+    batches = export_records(
+        session,
+        Batch,
+        out,
+        stream="profile_types",
+        records=[
+            Record(
+                type="profile_type",
+                id=p.name,
+                version=p.version,
+                data=ProfileTypeData.model_validate(p, from_attributes=True).model_dump(
+                    mode="json"
+                ),
+            )
+            for p in profiles
+        ],
+    )
+    for p in profiles:
+        p.exported_version = p.version
+    session.flush()
+    return batches
+
+
+def export_users(
+    out: Outbound, *, session: Session, passwords_only: bool = False
+) -> list[ExportedBatch]:
+    """Users changed since the last export (the `users` stream); with `passwords_only`, only
+    those whose password changed (`password_sync`: a user's own change applied or refused
+    here, an admin's reset), so that both networks agree on it soon."""
+    changed = User.exported_version < User.version
+    if passwords_only:
+        changed = changed & User.password_synced.is_(False)
     users = (
-        session.execute(
-            select(User)
-            .where(User.exported_version < User.version)
-            .order_by(User.username)
-            .with_for_update()
-        )
+        session.execute(select(User).where(changed).order_by(User.username).with_for_update())
         .scalars()
         .all()
     )
-    if users:
-        batches += export_records(
-            session,
-            Batch,
-            out,
-            stream="users",
-            records=[
-                Record(
-                    type="user",
-                    id=u.id,
-                    version=u.version,
-                    data=UserData.model_validate(u, from_attributes=True).model_dump(mode="json"),
-                )
-                for u in users
-            ],
-        )
-        for u in users:
-            u.exported_version = u.version
+    if not users:
+        return []
+    batches = export_records(
+        session,
+        Batch,
+        out,
+        stream="users",
+        records=[
+            Record(
+                type="user",
+                id=u.id,
+                version=u.version,
+                data=UserData.model_validate(u, from_attributes=True).model_dump(mode="json"),
+            )
+            for u in users
+        ],
+    )
+    for u in users:
+        u.exported_version, u.password_synced = u.version, True
     session.flush()
     return batches

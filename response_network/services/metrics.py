@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from response_network.services.queues import PLANE
+from response_network.services.queues import plane
 from response_network.settings import ResponseSettings
 from shared import queue_admin
 from shared.health import describe_error, run_concurrently
@@ -17,7 +17,7 @@ log = logging.getLogger("ferry.api")
 
 def scrape(settings: ResponseSettings) -> bytes:
     outcome = run_concurrently(
-        {"queues": lambda: queue_admin.queue_depth_metric(settings, PLANE)},
+        {"queues": lambda: queue_admin.queue_depth_metric(settings, plane(settings))},
         settings.health_probe_timeout_s,
     )["queues"]
     if not outcome.ok:

@@ -34,9 +34,10 @@ _PART_DIGITS = 20  # room left in each part's line for the digits of `part` and 
 
 def result_items(rows: Iterable[tuple], room: Limits) -> Iterator[ExportItem]:
     """Export items for rows of (request_id, status, total, hits JSON text, error, executed_at,
-    took_ms), each sized to ``room`` (the limits left for data records in one batch)."""
+    took_ms, attempt), each sized to ``room`` (the limits left for data records in one
+    batch). A record's version is the request's sending (``attempt``) it answers."""
     budget = record_budget(room)
-    for request_id, status, total, hits, error, executed_at, took_ms in rows:
+    for request_id, status, total, hits, error, executed_at, took_ms, attempt in rows:
         data = {
             "status": status,
             "total": total,
@@ -47,7 +48,7 @@ def result_items(rows: Iterable[tuple], room: Limits) -> Iterator[ExportItem]:
             "part": 0,
             "parts": 1,
         }
-        record = make_record("result", request_id, 1, data)
+        record = make_record("result", request_id, attempt, data)
         line = record_line(record)
         if len(line) - 1 <= room.max_line_bytes and len(line) <= budget:
             yield EncodedRecord(request_id, line, "result")
@@ -64,7 +65,10 @@ def result_items(rows: Iterable[tuple], room: Limits) -> Iterator[ExportItem]:
         )
         log.warning("result %s not carried: %s", request_id, problem)
         yield make_record(
-            "result", request_id, 1, {**data, "status": "FAILED", "hits": [], "error": problem}
+            "result",
+            request_id,
+            attempt,
+            {**data, "status": "FAILED", "hits": [], "error": problem},
         )
 
 
@@ -72,7 +76,7 @@ def split_result(record: Record, room: Limits) -> list[EncodedRecord] | None:
     """``record``'s hits split into parts that each fit a line (and so a batch); None if that
     cannot be done."""
     data: dict[str, Any] = record.data
-    bare = len(record_line(make_record("result", record.id, 1, {**data, "hits": []})))
+    bare = len(record_line(make_record("result", record.id, record.version, {**data, "hits": []})))
     room_per_line = room.max_line_bytes + 1 - bare - _PART_DIGITS  # the newline counts in bare
     groups: list[list[Any]] = []
     used = room_per_line  # forces a new group at the first hit
@@ -90,7 +94,7 @@ def split_result(record: Record, room: Limits) -> list[EncodedRecord] | None:
     parts = []
     for k, hits in enumerate(groups):
         part = {**data, "hits": hits, "part": k, "parts": len(groups)}
-        encoded = EncodedRecord.of(make_record("result", record.id, 1, part))
+        encoded = EncodedRecord.of(make_record("result", record.id, record.version, part))
         if len(encoded.line) - 1 > room.max_line_bytes or len(encoded.line) > record_budget(room):
             return None
         parts.append(encoded)

@@ -51,6 +51,7 @@ def describe(user: User, *, session: Session) -> dict[str, Any]:
         "updated_at": user.updated_at,
         "locked_until": lock.locked_until if lock else None,
         "failed_logins": lock.failures if lock else 0,
+        "last_login_at": lock.last_login_at if lock else None,
     }
 
 
@@ -126,7 +127,11 @@ def reset_password(
     user = get_user(user_id, session=session)
     user.password_hash = hash_password(password, rounds=rounds)
     user.version += 1
-    user.updated_at = utcnow()
+    now = utcnow()
+    # This network set the password at this version: a user's own change made on an
+    # older one loses to it. Sessions and keys from before now are refused on both sides.
+    user.password_set_version, user.password_synced = user.version, False
+    user.sessions_valid_after, user.updated_at = now, now
     session.flush()
     audit.record(
         session,

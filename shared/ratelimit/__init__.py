@@ -2,7 +2,8 @@
 
 One Lua script (``sliding_window.lua``) checks and charges every window atomically in one
 round trip; see ``policy`` for the thresholds and their rounding, ``decision`` for what a
-check returns and ``headers`` for how the API shows it.
+check returns, ``headers`` for how the API shows it and ``tally`` for the per-hour counts of
+decisions the admin statistics read.
 """
 
 from shared.ratelimit.decision import BLOCKED, GRACE, OK, SOFT, Decision, WindowStatus
@@ -13,6 +14,7 @@ from shared.ratelimit.limiter import (
     RateLimiterUnavailable,
 )
 from shared.ratelimit.policy import MAX_LIMIT, WINDOWS, Policy, keys_for
+from shared.ratelimit.tally import read_tally, tally_key
 
 __all__ = [
     "BLOCKED",
@@ -30,4 +32,6 @@ __all__ = [
     "decision_headers",
     "keys_for",
     "policy_header",
+    "read_tally",
+    "tally_key",
 ]

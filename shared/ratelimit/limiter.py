@@ -1,13 +1,15 @@
 """The limiter: one EVALSHA per check, all windows at once, reloaded on NOSCRIPT.
 
 ``RateLimiter`` (sync redis-py, the API) and ``AsyncRateLimiter`` (redis.asyncio, the
-benchmark) share the script, the key layout and the reply parsing.
+benchmark) share the script, the key layout and the reply parsing. Given a ``tally`` prefix,
+a check also counts its decision in this hour's tally, in the same call (``tally``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from importlib import resources
 
 import redis
@@ -16,6 +18,7 @@ from redis.exceptions import NoScriptError
 
 from shared.ratelimit.decision import Decision, parse_reply
 from shared.ratelimit.policy import Policy, check_limits, keys_for
+from shared.ratelimit.tally import tally_key
 
 SCRIPT = resources.files(__package__).joinpath("sliding_window.lua").read_text()
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
@@ -33,6 +36,13 @@ class RateLimiterUnavailable(Exception):
     """Redis could not be reached; the caller decides to fail open or closed."""
 
 
+def _keys(user_id: str, tally: str | None, charge: bool, now_ms: int | None) -> list[str]:
+    keys = keys_for(user_id)
+    if tally is not None and charge:
+        keys.append(tally_key(tally, time.time() if now_ms is None else now_ms / 1000))
+    return keys
+
+
 def _args(policy: Policy, charge: bool, limits: Mapping[str, int], now_ms: int | None) -> tuple:
     # now_ms is a test-only override of redis.call('TIME'); production never passes it.
     now = b"" if now_ms is None else str(int(now_ms)).encode()
@@ -40,15 +50,31 @@ def _args(policy: Policy, charge: bool, limits: Mapping[str, int], now_ms: int |
 
 
 class RateLimiter:
-    """Sliding-window limits per user over minute, hour and day, in one round trip."""
+    """Sliding-window limits per user over minute, hour and day, in one round trip; with a
+    `tally` prefix, every check's decision is counted per hour (`shared.ratelimit.tally`).
 
-    def __init__(self, client: redis.Redis, policy: Policy | None = None) -> None:
+    `policy` is a `Policy`, or a function giving the policy in force, asked at every check
+    (so a change of the ratios applies to a limiter already made)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        policy: Policy | Callable[[], Policy] | None = None,
+        *,
+        tally: str | None = None,
+    ) -> None:
         self.client = client
-        self.policy = policy or Policy()
+        self._policy = policy or Policy()
+        self.tally = tally
+
+    @property
+    def policy(self) -> Policy:
+        source = self._policy
+        return source if isinstance(source, Policy) else source()
 
     def _run(self, user_id: str, limits: Mapping[str, int], charge: bool, now_ms) -> Decision:
         limits = check_limits(limits)
-        keys = keys_for(user_id)
+        keys = _keys(user_id, self.tally, charge, now_ms)
         args = _args(self.policy, charge, limits, now_ms)
         try:
             try:
@@ -83,13 +109,20 @@ class RateLimiter:
 class AsyncRateLimiter:
     """The same limiter on redis.asyncio."""
 
-    def __init__(self, client: redis.asyncio.Redis, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        policy: Policy | None = None,
+        *,
+        tally: str | None = None,
+    ) -> None:
         self.client = client
         self.policy = policy or Policy()
+        self.tally = tally
 
     async def _run(self, user_id: str, limits: Mapping[str, int], charge: bool, now_ms):
         limits = check_limits(limits)
-        keys = keys_for(user_id)
+        keys = _keys(user_id, self.tally, charge, now_ms)
         args = _args(self.policy, charge, limits, now_ms)
         try:
             try:

@@ -5,6 +5,9 @@
 --                  c = requests counted in bucket b, p = requests in bucket b - 1
 --                  g = when this window's last grace period opened (ms)
 --                  x = 1 while the window is blocked until the count falls back to L
+-- KEYS[n+1] optional, after the n windows: this hour's tally (shared/ratelimit/tally.py),
+--          a hash counting checks by decision (ok, soft, grace, blocked); peeks count nothing.
+--          It is shared by every user, so outside the user's slot (one Redis, no cluster).
 -- ARGV[1]  "1" charge (check) or "0" look only (peek)
 -- ARGV[2]  "" in production: the time is redis.call('TIME'). Tests may pass a time in ms
 --          (a test-only override used to drive timelines; production never passes it).
@@ -18,6 +21,8 @@
 -- counter and no grace period; it only sets x on the windows it violated.
 
 local OK, SOFT, GRACE, BLOCKED = 0, 1, 2, 3
+local STATE_NAMES = {'ok', 'soft', 'grace', 'blocked'}
+local TALLY_TTL = 90000  -- s: 25 h, tally.TTL_SECONDS
 local call, fmod, floor, max, tonumber = redis.call, math.fmod, math.floor, math.max, tonumber
 local charge = ARGV[1] == '1'
 local now
@@ -48,8 +53,9 @@ local function retry_ms(w)
   return (w.W - w.e) + w.W - fdiv(target * w.W, w.cur)
 end
 
-local windows, blocked = {}, false
-for i = 1, #KEYS do
+local NW = (#ARGV - 2) / 5  -- the windows: five arguments each
+local windows, blocked, worst = {}, false, OK
+for i = 1, NW do
   local a = 3 + (i - 1) * 5
   local W = tonumber(ARGV[a])
   local w = {  -- every field named here, so the table is built once at its full size
@@ -80,6 +86,7 @@ for i = 1, #KEYS do
   elseif c <= w.X and (w.grace_active or grace_free) then w.state = GRACE
   else w.state = BLOCKED end
   if w.state == BLOCKED then blocked = true end
+  if w.state > worst then worst = w.state end
   windows[i] = w
 end
 
@@ -124,5 +131,12 @@ for i = 1, #windows do
   out[n + 1], out[n + 2], out[n + 3] = w.state, w.count, reset
   out[n + 4], out[n + 5], out[n + 6] = retry, grace_until, reopens
   n = n + 6
+end
+local tally = KEYS[NW + 1]
+if charge and tally then
+  -- the first count of a field may be the hash's first: give it its expiry then
+  if call('HINCRBY', tally, STATE_NAMES[worst + 1], 1) == 1 then
+    call('EXPIRE', tally, TALLY_TTL)
+  end
 end
 return out

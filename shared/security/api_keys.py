@@ -8,6 +8,9 @@ A key reads ``ferry_<live|test>_<key id>_<secret><checksum>``:
 - checksum: CRC32 of everything before it, in base62, zero-padded to 6 characters, so a
   typo or a truncated paste is caught without touching the database.
 
+A rotation draws a new secret under the same key id (`generate_key(env, key_id)`); until
+its grace period ends the key matches either stored HMAC (`matching_secret`).
+
 Only the key id and HMAC-SHA256(pepper, whole key) are stored; a leaked database holds no
 usable key and cannot be brute-forced without the pepper. Never bcrypt an API key: it is
 already high-entropy, and a slow hash would cost 50-250 ms on every call.
@@ -94,10 +97,12 @@ def checksum(body: str) -> str:
     return _base62(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
 
 
-def generate_key(environment: str) -> ParsedKey:
+def generate_key(environment: str, key_id: str | None = None) -> ParsedKey:
+    """A new key; given `key_id`, a new secret for that key (a rotation)."""
     if environment not in ENVIRONMENTS:
         raise ValueError(f"environment must be one of {ENVIRONMENTS}")
-    key_id = "".join(secrets.choice(BASE32) for _ in range(KEY_ID_LENGTH))
+    if key_id is None:
+        key_id = "".join(secrets.choice(BASE32) for _ in range(KEY_ID_LENGTH))
     secret = "".join(secrets.choice(BASE62) for _ in range(SECRET_LENGTH))
     body = f"{PREFIX}_{environment}_{key_id}_{secret}"
     return ParsedKey(environment=environment, key_id=key_id, key=body + checksum(body))
@@ -134,3 +139,16 @@ def hmac_matches(key: str, pepper: str, stored: str | None) -> bool:
     return hmac.compare_digest(computed, stored if stored is not None else "0" * 64) and (
         stored is not None
     )
+
+
+CURRENT, PREVIOUS = "current", "previous"
+
+
+def matching_secret(key: str, pepper: str, current: str | None, previous: str | None) -> str | None:
+    """Which stored HMAC the key matches: `CURRENT`, `PREVIOUS` (the secret a rotation
+    replaced) or None. One HMAC and two constant-time comparisons, whatever matches."""
+    computed = key_hmac(key, pepper)
+    blank = "0" * 64
+    is_current = hmac.compare_digest(computed, current or blank) and current is not None
+    is_previous = hmac.compare_digest(computed, previous or blank) and previous is not None
+    return CURRENT if is_current else PREVIOUS if is_previous else None

@@ -3,7 +3,8 @@
 Each network passes its own tables (`Accounts`: users, account locks, audit log) and its own
 Redis key prefix; the flow is the same on both. Login never tells whether an account exists:
 every username is throttled, counted, locked out and answered alike, and an unknown one costs
-the same bcrypt work (a dummy verify).
+the same bcrypt work (a dummy verify). A successful login clears the account's failures and
+stamps its `last_login_at` (the admin user details show it); a failed one leaves it alone.
 
 Without Redis, login fails closed (503): no new session starts when the counters that guard
 it cannot be kept.
@@ -18,6 +19,8 @@ from typing import Any
 
 import redis
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from shared import audit
@@ -156,8 +159,7 @@ def login(
     try:
         if ok and user is not None and user.active:
             guard.clear(username)
-            if lock is not None and (lock.failures or lock.locked_until is not None):
-                lock.failures, lock.locked_until, lock.updated_at = 0, None, utcnow()
+            _record_login(accounts, user, lock, session=session)
             return LoginResult(token=issue_access_token(settings, user))
         failures = guard.record_failure(username)
         if failures < settings.login_max_failures:
@@ -179,6 +181,25 @@ def login(
     if seconds:
         log.warning("login locked out after %d failures", failures)
     return LoginResult(refusal=_locked_out(seconds or settings.login_lockout_minutes * 60))
+
+
+def _record_login(accounts: Accounts, user: Any, lock: Any, *, session: Session) -> None:
+    """Stamp the account's `last_login_at` and clear its failures, in one upsert of its lock
+    row (made if it has none): concurrent logins of one account each write the row in turn,
+    never two rows and never a duplicate-key error."""
+    now = utcnow()
+    values: dict[str, Any] = {"last_login_at": now}
+    if lock is not None and (lock.failures or lock.locked_until is not None):
+        values.update(failures=0, locked_until=None, updated_at=now)
+    table = accounts.lock.__table__
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    session.execute(
+        insert(table)
+        .values(user_id=user.id, failures=0, locked_until=None, updated_at=now, last_login_at=now)
+        .on_conflict_do_update(index_elements=[table.c.user_id], set_=values)
+    )
+    if lock is not None:
+        session.expire(lock)  # the row changed underneath the loaded object
 
 
 def _lock_account(

@@ -22,6 +22,7 @@ class TokenClaims:
     role: str
     jti: str
     exp: datetime
+    iat: datetime | None = None  # when it was issued (a sessions cut-off refuses older ones)
 
 
 def issue_token(
@@ -35,6 +36,7 @@ def issue_token(
         "iss": issuer,
         "aud": audience,
         "iat": int(now.timestamp()),
+        "iat_us": int(now.timestamp() * 1_000_000),  # to the microsecond: sessions cut-offs
         "exp": int(exp.timestamp()),
         "jti": uuid.uuid4().hex,
     }
@@ -64,6 +66,23 @@ def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> Toke
         expires = datetime.fromtimestamp(exp, UTC)
     except (OverflowError, OSError, ValueError):
         raise InvalidToken("exp is out of range") from None
+    issued = _issued_at(claims)
     return TokenClaims(
-        sub=str(claims["sub"]), role=claims["role"], jti=str(claims["jti"]), exp=expires
+        sub=str(claims["sub"]),
+        role=claims["role"],
+        jti=str(claims["jti"]),
+        exp=expires,
+        iat=issued,
     )
+
+
+def _issued_at(claims: dict) -> datetime | None:
+    """When the token was issued: `iat_us` (microseconds) if it has it, else `iat`."""
+    precise, whole = claims.get("iat_us"), claims.get("iat")
+    for value, scale in ((precise, 1_000_000), (whole, 1)):
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return datetime.fromtimestamp(value / scale, UTC)
+            except (OverflowError, OSError, ValueError):
+                raise InvalidToken("iat is out of range") from None
+    return None

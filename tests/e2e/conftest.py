@@ -1,6 +1,6 @@
 """Both networks as a real deployment: separate processes, set up through the `ferry` CLI.
 
-The `deployment` fixture (one per test module) gives each network its own PostgreSQL
+The `deployment` fixture (one for the whole e2e package) gives each network its own PostgreSQL
 database, Redis database, transfer directory, signing key, Celery worker and settings
 (production mode), starts the request API with uvicorn, sets up users, profile types and
 the search index on the response network with the real CLI, and carries the first identity
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 from e2e_deployment import (
+    ADMINS,
     DATABASE,
     DEMO_DATA,
     NETWORKS,
@@ -49,7 +50,7 @@ def _root_conftest(config: pytest.Config) -> Any:
     raise RuntimeError(f"{wanted} is not loaded as a conftest")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, osmem_server: Any
 ) -> Iterator[Deployment]:
@@ -65,7 +66,7 @@ def deployment(
         logs=logs,
         networks=networks,
         api_url="",
-        passwords={u: secrets.token_urlsafe(18) for u in USERS},
+        passwords={u: secrets.token_urlsafe(18) for u in (*USERS, *ADMINS)},
     )
     try:
         for net in NETWORKS:
@@ -105,25 +106,32 @@ def deployment(
             [([net, "db", "upgrade"], networks[net].env) for net in NETWORKS], logs=logs, cwd=base
         )
 
-        port = free_port()
+        port, response_port = free_port(), free_port()
         dep.api_url = f"http://127.0.0.1:{port}"
+        dep.response_api_url = f"http://127.0.0.1:{response_port}"
         for name, args, env in (
             ("request-worker", ["request", "worker", "--concurrency", "2"], rq.env),
             ("response-worker", ["response", "worker", "--concurrency", "2"], rs.env),
             ("request-api", ["request", "serve", "--port", str(port)], rq.env),
+            ("response-api", ["response", "serve", "--port", str(response_port)], rs.env),
         ):
             dep.services.append(Service(name, args, env, logs, base))
 
         # Identity and data on the response network, its authority, while the services start.
         dep.cli("response", "profile-types", "load", DEMO_DATA / "profile_types.json", env=rs.env)
 
-        def create_user(user: str) -> tuple[list[str], dict[str, str]]:
+        def create_user(user: str, role: str = "user") -> tuple[list[str], dict[str, str]]:
             args = ["response", "users", "create", "--username", user, "--profile-type", "articles"]
+            args += ["--role", role]
             return args, rs.env | {"FERRY_NEW_USER_PASSWORD": dep.passwords[user]}
 
         load_index = ["response", "index", "load", str(DEMO_DATA / "articles.jsonl")]
         run_parallel(
-            [*(create_user(u) for u in USERS), ([*load_index, "--index", "articles"], rs.env)],
+            [
+                *(create_user(u) for u in USERS),
+                *(create_user(u, "admin") for u in ADMINS),
+                ([*load_index, "--index", "articles"], rs.env),
+            ],
             logs=logs,
             cwd=base,
         )
@@ -133,14 +141,18 @@ def deployment(
         wait_for_api(dep)
 
         # First contact: users and profile types cross from the response network.
-        exported = dep.run_task("response", "response.export")
-        streams = sorted(b["stream"] for b in exported["batches"])
-        assert streams == ["profile_types", "users"], exported
+        profiles = dep.run_task("response", "response.profile_types_exporter")
+        users = dep.run_task("response", "response.users_exporter")
+        streams = [b["stream"] for b in (*profiles["batches"], *users["batches"])]
+        assert streams == ["profile_types", "users"], (profiles, users)
         carried = dep.carry(rs.outbox, rq.inbox)
         assert len(carried["copied"]) == 2, carried
-        imported = dep.run_task("request", "request.import_batches")
+        assert dep.run_task("request", "request.import_results")["files"] == []
+        imported = dep.run_task("request", "request.users_importer")
         assert [f["status"] for f in imported["files"]] == ["imported", "imported"], imported
-        assert sum(f["records"] for f in imported["files"]) == 1 + len(USERS), imported
+        assert sum(f["records"] for f in imported["files"]) == 1 + len(USERS) + len(ADMINS), (
+            imported
+        )
 
         yield dep
     finally:

@@ -32,7 +32,8 @@ PEER = {"request": "response", "response": "request"}
 QUEUE = {"request": "ferry.request", "response": "ferry.response"}
 DATABASE = {"request": "ferry_e2e_request", "response": "ferry_e2e_response"}
 REDIS_DB = {"request": 12, "response": 13}
-USERS = ("alice", "bob")
+USERS = ("alice", "bob", "carol")
+ADMINS = ("root",)  # admins of both networks
 TASK_TIMEOUT_S = 60.0
 STARTUP_TIMEOUT_S = 45.0
 
@@ -74,6 +75,7 @@ class Deployment:
     networks: dict[str, Network]
     api_url: str
     passwords: dict[str, str]
+    response_api_url: str = ""
     services: list[Service] = field(default_factory=list)
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -137,6 +139,9 @@ class Deployment:
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, timeout=15)
+
+    def response_http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.response_api_url, timeout=15)
 
     def login(self, http: httpx.Client, username: str) -> dict[str, str]:
         """A bearer header for `username`; one real login per user per module (tokens last
@@ -202,9 +207,11 @@ def wait_for_worker(dep: Deployment, network: Network) -> None:
 
 
 def wait_for_api(dep: Deployment) -> None:
-    def healthy() -> bool:
-        dep.check_services()
-        reply = httpx.get(dep.api_url + "/health", timeout=2)
-        return reply.status_code == 200 and reply.json()["status"] == "ok"
+    for url in (dep.api_url, dep.response_api_url):
 
-    wait_until(healthy, timeout=STARTUP_TIMEOUT_S, what=f"{dep.api_url}/health to say ok")
+        def healthy(url: str = url) -> bool:
+            dep.check_services()
+            reply = httpx.get(url + "/health", timeout=2)
+            return reply.status_code == 200 and reply.json()["status"] == "ok"
+
+        wait_until(healthy, timeout=STARTUP_TIMEOUT_S, what=f"{url}/health to say ok")

@@ -113,13 +113,13 @@ def _round_trip(d: Deployment, expect_requests: int) -> None:
     imported = d.run_task("response", "response.import_requests")["files"]
     assert [f["status"] for f in imported] == ["imported"] * len(imported), imported
     assert sum(f["records"] for f in imported) == expect_requests, imported
-    ran = d.run_task("response", "response.execute")
+    ran = d.run_task("response", "response.query_executor")
     assert ran == {"done": expect_requests, "failed": 0}, ran
-    results = d.run_task("response", "response.export")
+    results = d.run_task("response", "response.export_results")
     assert results["results"] == expect_requests, results
     assert {b["stream"] for b in results["batches"]} == {"results"}, results
     d.carry(rs.outbox, rq.inbox)
-    back = d.run_task("request", "request.import_batches")["files"]
+    back = d.run_task("request", "request.import_results")["files"]
     assert back and [f["status"] for f in back] == ["imported"] * len(back), back
     assert sum(f["records"] for f in back) == expect_requests, back
 
@@ -272,15 +272,15 @@ def test_a_replayed_batch_is_a_duplicate_on_either_side(deployment: Deployment) 
         d.carry(rq.outbox, rs.inbox)
         again = d.run_task("response", "response.import_requests")["files"]
         assert [f["status"] for f in again] == ["duplicate"], again
-        assert d.run_task("response", "response.execute") == {"done": 1, "failed": 0}
+        assert d.run_task("response", "response.query_executor") == {"done": 1, "failed": 0}
 
         # … and the results batch twice
-        assert d.run_task("response", "response.export")["results"] == 1
+        assert d.run_task("response", "response.export_results")["results"] == 1
         d.carry(rs.outbox, rq.inbox, keep=True)
-        back = d.run_task("request", "request.import_batches")["files"]
+        back = d.run_task("request", "request.import_results")["files"]
         assert [f["status"] for f in back] == ["imported"], back
         d.carry(rs.outbox, rq.inbox)
-        back_again = d.run_task("request", "request.import_batches")["files"]
+        back_again = d.run_task("request", "request.import_results")["files"]
         assert [f["status"] for f in back_again] == ["duplicate"], back_again
         _assert_nothing_quarantined(d)
 
@@ -359,3 +359,113 @@ def test_an_accepted_request_is_committed_before_the_reply(deployment: Deploymen
         f"GET right after the reply: {early.get('get')}). The session dependency commits after "
         "the response has been sent."
     )
+
+
+def _admin_action(http: httpx.Client, root: dict[str, str], rid: str, verb: str) -> dict:
+    reply = http.post(f"/api/v1/admin/requests/{rid}/{verb}", headers=root)
+    assert reply.status_code == 200, (verb, reply.status_code, reply.text)
+    return reply.json()
+
+
+def _import_requests(d: Deployment, records: int) -> None:
+    files = d.run_task("response", "response.import_requests")["files"]
+    assert [f["status"] for f in files] == ["imported"] * len(files), files
+    assert sum(f["records"] for f in files) == records, files
+
+
+def test_cancel_and_retry_cross_the_gap_exactly_once(deployment: Deployment) -> None:
+    """An admin cancels a pending request (nothing leaves) and one in transit (a cancellation
+    follows it and the response network never runs it), and retries an expired request
+    whose first answer is still on its way back: the response network runs it once more,
+    the answer to the first sending is set aside, and the user reads exactly one answer."""
+    d = deployment
+    rq, rs = d.request, d.response
+    engine = create_engine(d.request.env["FERRY_REQUEST_DATABASE_URL"])
+    with d.http() as http, engine.connect() as db:
+        alice, root = d.login(http, "alice"), d.login(http, "root")
+        kept = _submit(http, alice, TRAVEL_QUERY)
+        assert _admin_action(http, root, kept, "cancel")["cancellation_sent"] is False
+        assert d.run_task("request", "request.export_requests")["requests"] == 0
+
+        stopped = _submit(http, alice, NOTHING_QUERY)
+        late = _submit(http, alice, FERRY_QUERY)
+        assert d.run_task("request", "request.export_requests")["requests"] == 2
+        cancelled = _admin_action(http, root, stopped, "cancel")
+        assert (cancelled["was"], cancelled["cancellation_sent"]) == ("IN_TRANSIT", True)
+        (cancellation,) = _files(d.run_task("request", "request.export_requests"))
+        assert read_batch(cancellation).ids("request") == [stopped]
+        d.carry(rq.outbox, rs.inbox)
+        _import_requests(d, records=3)
+        assert d.run_task("response", "response.query_executor") == {"done": 1, "failed": 0}
+
+        # The answer to `late`'s first sending leaves the response network, and waits with
+        # the operator; the request network gives up on it (it expires) and an admin retries.
+        first_answer = d.run_task("response", "response.export_results")
+        assert first_answer["results"] == 1, first_answer
+        held = d.base / "media" / "held-results"
+        d.carry(rs.outbox, held)
+        db.execute(
+            text("UPDATE requests SET updated_at = now() - interval '400 days' WHERE id = :id"),
+            {"id": late},
+        )
+        db.commit()
+        assert d.run_task("request", "request.expire_requests")["expired"] == 1
+        assert _request(http, alice, late)["status"] == "EXPIRED"
+        retried = _admin_action(http, root, late, "retry")
+        assert (retried["was"], retried["attempt"]) == ("EXPIRED", 2)
+        (second,) = _files(d.run_task("request", "request.export_requests"))
+        assert [r["version"] for r in read_batch(second).records if r["type"] == "request"] == [2]
+        d.carry(rq.outbox, rs.inbox)
+        _import_requests(d, records=1)
+        assert d.run_task("response", "response.query_executor") == {"done": 1, "failed": 0}
+        assert d.run_task("response", "response.export_results")["results"] == 1
+
+        # Both answers reach the request network, the older first.
+        d.carry(held, rq.inbox)
+        d.carry(rs.outbox, rq.inbox)
+        back = d.run_task("request", "request.import_results")["files"]
+        assert [f["status"] for f in back] == ["imported", "imported"], back
+        _assert_nothing_quarantined(d)
+
+        request = _request(http, alice, late)
+        assert request["status"] == "COMPLETED", request
+        assert _history(request) == [
+            "PENDING",  # submitted
+            "EXPORTED",  # its first sending
+            "EXPIRED",
+            "PENDING",  # the retry
+            "EXPORTED",  # its second sending
+            "PENDING",  # the answer to the first sending, set aside
+            "COMPLETED",
+        ], request
+        details = [e["detail"] for e in request["history"]]
+        assert "an answer to sending 1 set aside: sending 2 is current" in details, details
+        body = _response(http, alice, late)
+        assert {h["id"] for h in body["hits"]} == EXPECTED["ferry"], body
+        for rid, state in ((kept, "CANCELLED"), (stopped, "CANCELLED")):
+            assert _request(http, alice, rid)["status"] == state
+            gone = http.get(f"/api/v1/requests/{rid}/response", headers=alice)
+            assert gone.status_code == 404, gone.text
+
+        # The response network ran `late` twice (once per sending) and `stopped` never.
+        response_db = create_engine(rs.env["FERRY_RESPONSE_DATABASE_URL"])
+        try:
+            with response_db.connect() as rdb:
+                runs = rdb.execute(
+                    text(
+                        "SELECT request_id, attempt, status FROM executions"
+                        " WHERE request_id IN (:a, :b) ORDER BY id"
+                    ),
+                    {"a": late, "b": stopped},
+                ).all()
+                states = dict(
+                    rdb.execute(
+                        text("SELECT id, status FROM imported_requests WHERE id IN (:a, :b)"),
+                        {"a": late, "b": stopped},
+                    ).all()
+                )
+        finally:
+            response_db.dispose()
+        assert [tuple(r) for r in runs] == [(late, 1, "DONE"), (late, 2, "DONE")]
+        assert states == {late: "DONE", stopped: "CANCELLED"}
+    engine.dispose()

@@ -118,7 +118,7 @@ def test_queue_depth_moves_and_purge_needs_its_name_again(client, admin, setting
     assert view.json()["workers"] == []
     assert view.json()["workers_note"] == "no worker answered within 1 s"  # an answer
 
-    sent = [client.post("/api/v1/admin/tasks/flag-unacked/run", headers=admin) for _ in (1, 2)]
+    sent = [client.post("/api/v1/admin/tasks/flag_unacked/run", headers=admin) for _ in (1, 2)]
     for reply in sent:
         assert reply.status_code == 202, reply.text
         assert reply.json()["task"] == "request.flag_unacked"
@@ -195,7 +195,7 @@ def test_run_now_executes_on_the_worker_and_its_run_is_recorded(client, admin, w
     assert [w["name"] for w in view["workers"]] == [name]
     [entry] = [e for e in view["schedule"] if e["entry"] == "system_monitoring"]
     assert entry["last_outcome"] == "success" and entry["last_run_at"] is not None
-    assert entry["schedule"] == "cron */2 * * * *"
+    assert entry["schedule"] == "every 120 s"
 
 
 def test_health_names_each_component_and_a_stopped_worker_is_down(client, admin, worker, settings):

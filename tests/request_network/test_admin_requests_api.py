@@ -3,14 +3,28 @@
 
 from __future__ import annotations
 
+import threading
+import typing
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from request_api_helpers import assert_problem
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from request_network.models import COMPLETED, EXPORTED, FAILED, Request, RequestExport
+from request_network.models import (
+    COMPLETED,
+    EXPORTED,
+    FAILED,
+    PUBLIC_STATES,
+    AuditLog,
+    OutboxEntry,
+    Request,
+    RequestExport,
+)
+from request_network.services import admin_requests, lifecycle
 from shared.db import transaction, utcnow
+from shared.problems import Problem
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 REQUESTS = "/api/v1/admin/requests"
@@ -103,3 +117,107 @@ def test_refusals(client, root, world, login):
     assert_problem(client.get(REQUESTS, params={"older_than_hours": 2**63}, headers=root), 422)
     assert_problem(client.get(REQUESTS, headers=login("alice")), 403)
     assert_problem(client.get(REQUESTS), 401)
+
+
+def action(client, headers, request_id: str, verb: str):
+    return client.post(f"{REQUESTS}/{request_id}/{verb}", headers=headers)
+
+
+def test_cancel_and_retry(client, root, world, api_db):
+    cancelled = action(client, root, world["in_transit"], "cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json() == {
+        "id": world["in_transit"],
+        "status": "CANCELLED",
+        "was": "IN_TRANSIT",
+        "attempt": 1,
+        "cancellation_sent": True,
+    }
+    assert found(client, root, status="CANCELLED") == {world["in_transit"]}
+    with transaction(api_db) as session:
+        entry = session.scalars(
+            select(OutboxEntry).where(OutboxEntry.request_id == world["in_transit"])
+        ).one()
+        assert (entry.attempt, entry.cancelled) == (1, True)
+
+    retried = action(client, root, world["failed"], "retry")
+    assert retried.status_code == 200, retried.text
+    assert retried.json() == {
+        "id": world["failed"],
+        "status": "PENDING",
+        "was": "FAILED",
+        "attempt": 2,
+        "cancellation_sent": None,
+    }
+    with transaction(api_db) as session:
+        actions = session.scalars(
+            select(AuditLog.action).where(
+                AuditLog.target.in_([world["in_transit"], world["failed"]])
+            )
+        ).all()
+        entry = session.scalars(
+            select(OutboxEntry).where(OutboxEntry.request_id == world["failed"])
+        ).one()
+        assert (entry.attempt, entry.cancelled) == (2, False)
+    assert sorted(actions) == ["request.cancelled", "request.retried"]
+
+    # A cancelled request may be retried; what is already on its way may not be, nor may a
+    # finished one be cancelled.
+    assert action(client, root, world["in_transit"], "retry").json()["attempt"] == 2
+    for name, verb in (("failed", "retry"), ("done", "cancel"), ("done", "retry")):
+        refused = action(client, root, world[name], verb)
+        assert_problem(refused, 409)
+        assert "the request is" in refused.json()["detail"]
+
+
+def test_cancel_and_retry_refusals(client, root, world, login):
+    assert_problem(action(client, root, "00000000-0000-4000-8000-000000000000", "cancel"), 404)
+    assert_problem(action(client, root, "not-a-uuid", "retry"), 422)
+    for verb in ("cancel", "retry"):
+        assert_problem(action(client, login("alice"), world["fresh"], verb), 403)
+        assert_problem(action(client, {}, world["fresh"], verb), 401)
+
+
+def test_a_retry_drops_the_cached_failed_answer(client, root, world, seed, login):
+    bob = login("bob")
+    seed.response(world["failed"], hits=[])
+    first = client.get(f"/api/v1/requests/{world['failed']}/response", headers=bob)
+    assert first.status_code == 200
+    again = client.get(f"/api/v1/requests/{world['failed']}/response", headers=bob)
+    assert again.headers["X-Cache"] == "HIT"
+
+    assert action(client, root, world["failed"], "retry").status_code == 200
+    gone = client.get(f"/api/v1/requests/{world['failed']}/response", headers=bob)
+    assert_problem(gone, 404)
+    assert "PENDING" in gone.json()["detail"]
+
+
+def test_concurrent_retries_send_the_request_once(world, api_db):
+    """Two admins retry the same failed request at the same moment: one wins."""
+    start = threading.Barrier(2)
+
+    def attempt() -> str:
+        start.wait()
+        try:
+            with transaction(api_db) as session:
+                return str(
+                    lifecycle.retry(world["failed"], session=session, cache=None, actor="a")[
+                        "attempt"
+                    ]
+                )
+        except Problem as refused:
+            return str(refused.status)
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda _: attempt(), range(2)))
+    assert outcomes == ["2", "409"]
+    with transaction(api_db) as session:
+        entries = session.scalars(
+            select(OutboxEntry).where(OutboxEntry.request_id == world["failed"])
+        ).all()
+        assert [e.attempt for e in entries] == [2]
+        assert session.get_one(Request, world["failed"]).attempt == 2
+
+
+def test_the_status_filter_names_every_state_users_see():
+    assert typing.get_args(admin_requests.PublicStatus) == PUBLIC_STATES

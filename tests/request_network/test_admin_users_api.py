@@ -4,8 +4,14 @@ Real PostgreSQL and Redis through the request app."""
 
 from __future__ import annotations
 
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
 import pytest
-from request_api_helpers import VALID_QUERY, assert_problem, closed_port, make_settings
+from request_api_helpers import PASSWORD, VALID_QUERY, assert_problem, closed_port, make_settings
+from sqlalchemy import select
 
 from request_network.app import create_app
 from request_network.models import AccountLock, User
@@ -117,3 +123,115 @@ def test_the_user_list_reads_no_password_hash(client, root, people, api_db):
         hashes = [u.password_hash for u in session.query(User).all()]
     reply = client.get(USERS, headers=root)
     assert not any(h in reply.text for h in hashes)
+
+
+# Last login ------------------------------------------------------------------------------
+
+
+def _last_login(client, root, user_id: str) -> str | None:
+    reply = client.get(f"{USERS}/{user_id}", headers=root)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["last_login_at"]
+
+
+def _listed_last_login(client, root, username: str) -> str | None:
+    rows = client.get(USERS, params={"name": username}, headers=root).json()["items"]
+    return next(r["last_login_at"] for r in rows if r["username"] == username)
+
+
+def test_details_and_list_show_the_last_login_and_a_failed_one_changes_nothing(
+    client, root, people, login
+):
+    alice = people["alice"]
+    assert _last_login(client, root, alice) is None  # never logged in
+    assert _listed_last_login(client, root, "alice") is None
+
+    before = utcnow()
+    login("alice")
+    after = utcnow()
+    stamped = _last_login(client, root, alice)
+    assert stamped is not None and before <= datetime.fromisoformat(stamped) <= after
+    assert _listed_last_login(client, root, "alice") == stamped
+
+    failed = client.post("/api/v1/auth/login", data={"username": "alice", "password": "nope!"})
+    assert failed.status_code == 401, failed.text
+    assert _last_login(client, root, alice) == stamped
+    assert _last_login(client, root, people["bob"]) is None
+
+
+def test_a_login_clears_recorded_failures_and_stamps_the_same_row(
+    client, root, people, login, api_db
+):
+    with transaction(api_db) as session:
+        session.add(AccountLock(user_id=people["bob"], failures=4, updated_at=utcnow()))
+    login("bob")
+    with transaction(api_db) as session:
+        lock = session.get(AccountLock, people["bob"])
+        assert (lock.failures, lock.locked_until) == (0, None)
+        assert lock.last_login_at is not None
+
+
+def test_concurrent_logins_of_one_account_all_succeed_on_one_row(people, settings, api_db):
+    """Each login upserts the account's lock row: none fails on a duplicate key."""
+    from request_network.services import auth
+    from shared.cache import get_redis
+
+    n = 6
+    start = threading.Barrier(n)
+
+    def one(i: int):
+        start.wait()
+        with transaction(api_db) as session:
+            return auth.login(
+                settings,
+                get_redis(settings.redis_url),
+                session=session,
+                username="carol_x",
+                password=PASSWORD,
+                client=f"10.0.0.{i}",
+            )
+
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(one, range(n)))
+    assert all(r.token is not None and r.refusal is None for r in results)
+    with transaction(api_db) as session:
+        rows = (
+            session.execute(select(AccountLock).where(AccountLock.user_id == people["carol_x"]))
+            .scalars()
+            .all()
+        )
+        assert len(rows) == 1 and rows[0].last_login_at is not None
+
+
+def test_logins_stamp_the_last_login_on_sqlite(tmp_path):
+    """The demo's database takes the same upsert (SQLite's ON CONFLICT): a first login makes
+    the row, a later one updates it."""
+    from request_api_helpers import Seed
+
+    from request_network.models import Base
+    from request_network.services import auth
+    from shared.cache import get_redis
+    from shared.db import get_engine
+
+    url = f"sqlite:///{tmp_path / 'request.db'}"
+    Base.metadata.create_all(get_engine(url))
+    seed = Seed(url)
+    seed.profile_type()
+    name = f"sqlite-{uuid.uuid4().hex[:12]}"  # the in-process Redis stand-in is shared
+    user_id = seed.user(name)
+    settings = make_settings(url, redis_url="fakeredis://")
+    stamps = []
+    for _ in range(2):
+        with transaction(url) as session:
+            result = auth.login(
+                settings,
+                get_redis(settings.redis_url),
+                session=session,
+                username=name,
+                password=PASSWORD,
+                client="127.0.0.1",
+            )
+        assert result.token is not None
+        with transaction(url) as session:
+            stamps.append(session.get(AccountLock, user_id).last_login_at)
+    assert stamps[0] is not None and stamps[1] >= stamps[0]

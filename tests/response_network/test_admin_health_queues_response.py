@@ -42,6 +42,14 @@ ADMIN_ROUTES = [
     ("POST", f"/api/v1/admin/queues/{QUEUE}/purge?confirm={QUEUE}"),
     ("POST", "/api/v1/admin/tasks/system_monitoring/run"),
     ("GET", f"/api/v1/admin/tasks/{uuid.uuid4()}"),
+    ("GET", "/api/v1/admin/requests"),
+    ("GET", f"/api/v1/admin/requests/{uuid.uuid4()}"),
+    ("POST", f"/api/v1/admin/requests/{uuid.uuid4()}/retry"),
+    ("GET", "/api/v1/admin/executions"),
+    ("GET", "/api/v1/admin/stats"),
+    ("GET", "/api/v1/admin/settings"),
+    ("PUT", "/api/v1/admin/settings"),
+    ("POST", "/api/v1/admin/snapshot"),
 ]
 
 
@@ -171,7 +179,7 @@ def test_run_now_waits_in_the_queue_then_purge_empties_it(client, people, rs_db,
     assert view["queues"] == [{"name": QUEUE, "depth": 1, "error": None}]
     assert view["workers"] == [] and view["workers_note"] == "no worker answered within 1 s"
     entries = {e["entry"]: e for e in view["schedule"]}
-    assert entries["system_monitoring"]["schedule"] == "cron */2 * * * *"
+    assert entries["system_monitoring"]["schedule"] == "every 120 s"
     assert entries["system_monitoring"]["last_run_at"] is None
 
     state = client.get(f"/api/v1/admin/tasks/{sent.json()['task_id']}", headers=admin).json()

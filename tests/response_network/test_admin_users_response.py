@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from response_api_helpers import (
+    JWT_SECRET,
     PASSWORD,
+    TEST_REDIS_URL,
     add_user,
     assert_problem,
     clear_auth_keys,
@@ -22,7 +26,7 @@ from sqlalchemy import select
 from response_network.app import create_app
 from response_network.models import AuditLog, ProfileType, User
 from response_network.services.identity import export_identity
-from shared.db import transaction
+from shared.db import transaction, utcnow
 from shared.security.passwords import verify_password
 from tests.conftest import network_settings
 from transfer.protocol.config import outbound_from
@@ -164,3 +168,76 @@ def test_refusals(rs):
     assert_problem(client.get(USERS, headers=operator), 403)
     assert_problem(client.post(USERS, json=body, headers=operator), 403)
     assert_problem(client.get(USERS), 401)
+
+
+def test_details_and_list_show_the_last_login_and_a_failed_one_changes_nothing(rs):
+    client, url = rs
+    root = login(client, "root")
+    vera = add_user(url, "vera", role="operator")
+
+    def last_login() -> str | None:
+        reply = client.get(f"{USERS}/{vera}", headers=root)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["last_login_at"]
+
+    def listed() -> str | None:
+        rows = client.get(USERS, params={"name": "vera"}, headers=root).json()["items"]
+        return next(r["last_login_at"] for r in rows if r["username"] == "vera")
+
+    assert last_login() is None and listed() is None  # never logged in
+    before = utcnow()
+    login(client, "vera")
+    after = utcnow()
+    stamped = last_login()
+    assert stamped is not None and before <= datetime.fromisoformat(stamped) <= after
+    assert listed() == stamped
+
+    failed = client.post("/api/v1/auth/login", data={"username": "vera", "password": "nope!"})
+    assert failed.status_code == 401, failed.text
+    assert last_login() == stamped
+    assert client.get(f"{USERS}/{vera}", headers=root).json()["failed_logins"] == 0
+
+
+def test_a_reset_ends_the_sessions_from_before_it(rs):
+    client, url = rs
+    root = login(client, "root")
+    add_user(url, "otto", role="operator")
+    before = login(client, "otto")
+    assert client.get("/api/v1/admin/health", headers=before).status_code != 401
+    with transaction(url) as session:
+        otto = session.scalars(select(User.id).where(User.username == "otto")).one()
+    reset = client.post(f"{USERS}/{otto}/password", json={"password": NEW_PASSWORD}, headers=root)
+    assert reset.status_code == 204
+    assert_problem(client.get("/api/v1/admin/health", headers=before), 401)
+    after = login(client, "otto", NEW_PASSWORD)
+    assert client.get("/api/v1/admin/health", headers=after).status_code != 401
+    with transaction(url) as session:
+        stored = session.get_one(User, otto)
+        assert stored.password_set_version == stored.version and not stored.password_synced
+
+
+def test_a_snapshot_sends_every_user_profile_type_and_setting(rs, tmp_path, keys):
+    client, url = rs
+    root = login(client, "root")
+    unsigned = client.post("/api/v1/admin/snapshot", headers=root)
+    assert_problem(unsigned, 503)  # this deployment has no signing key: said, not a 500
+    assert "signing key" in unsigned.json()["detail"]
+
+    signing = network_settings("response", tmp_path, keys, database_url=url)
+    signing = signing.model_copy(
+        update={"redis_url": TEST_REDIS_URL, "jwt_secret": SecretStr(JWT_SECRET)}
+    )
+    with TestClient(create_app(signing)) as signer:
+        taken = signer.post("/api/v1/admin/snapshot", headers=root)
+        assert taken.status_code == 200, taken.text
+        streams = [b["stream"] for b in taken.json()["batches"]]
+        assert streams == ["profile_types", "users", "settings"]
+        by_stream = {b["stream"]: b["records"] for b in taken.json()["batches"]}
+        assert by_stream["profile_types"] == 2 and by_stream["users"] == 2  # root and olga
+        again = signer.post("/api/v1/admin/snapshot", headers=root).json()["batches"]
+        assert [b["stream"] for b in again] == streams, "a snapshot sends all, changed or not"
+    with transaction(url) as session:
+        actions = session.scalars(
+            select(AuditLog.action).where(AuditLog.action == "identity.snapshot")
+        ).all()
+    assert len(actions) == 2

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ferry.demo import DATA, expected_ids
 from response_network import models as rs
 from response_network.services.documents import read_jsonl
-from response_network.services.executor import claim, execute, requeue_stale
+from response_network.services.executor import claim, execute, prune_executions, requeue_stale
 from response_network.services.identity import load_profile_types
 from response_network.services.search import SearchBackend, make_client
 from shared.db import utcnow
@@ -124,3 +124,30 @@ def test_claimed_requests_left_running_are_requeued(rs_session, queue):
     assert rs_session.get(rs.ImportedRequest, rid).status == rs.QUEUED
     lost = rs_session.execute(select(rs.Execution).where(rs.Execution.request_id == rid))
     assert lost.scalar_one().error == "worker lost"
+
+
+def test_old_executions_are_pruned_but_each_requests_latest_stays(rs_session, queue):
+    twice, once = queue(MATCHING), queue(MATCHING)
+    long_ago = utcnow() - timedelta(days=90)
+    for rid, runs in ((twice, 2), (once, 1)):
+        for _ in range(runs):
+            rs_session.add(
+                rs.Execution(
+                    request_id=rid,
+                    started_at=long_ago,
+                    finished_at=long_ago,
+                    status=rs.FAILED,
+                    error="boom",
+                )
+            )
+    rs_session.flush()
+    running = rs.Execution(request_id=once, started_at=long_ago, status=rs.RUNNING)
+    rs_session.add(running)
+    rs_session.flush()
+
+    assert prune_executions(session=rs_session, older_than=timedelta(days=30)) == 2
+    left = rs_session.execute(
+        select(rs.Execution.request_id, rs.Execution.status).order_by(rs.Execution.id)
+    ).all()
+    assert [tuple(r) for r in left] == [(twice, rs.FAILED), (once, rs.RUNNING)]
+    assert prune_executions(session=rs_session, older_than=timedelta(days=30)) == 0

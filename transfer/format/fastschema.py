@@ -44,6 +44,7 @@ class RequestFields(TypedDict):
     profile_type: ProfileText
     query: dict[str, Any]
     submitted_at: str  # a timestamp: checked over the run
+    cancelled: NotRequired[bool]
 
 
 class RequestEnvelope(TypedDict):

@@ -173,6 +173,27 @@ def existing_keys(session: Session, table: Table, key: str, values: Sequence[Any
     return found
 
 
+def rows_by_key(
+    session: Session, table: Table, key: str, values: Sequence[Any], columns: Sequence[str]
+) -> dict[Any, tuple]:
+    """``columns`` of the rows of ``table`` whose ``key`` is one of ``values``, by key."""
+    column = table.c[key]
+    if is_postgres(session):
+        query = sql.SQL("SELECT {key}, {columns} FROM {table} WHERE {key} = ANY({values})").format(
+            key=sql.Identifier(key),
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            table=sql.Identifier(table.name),
+            values=pg_array(column),
+        )
+        return {row[0]: tuple(row[1:]) for row in pg_execute(session, query, [list(values)])}
+    found: dict[Any, tuple] = {}
+    wanted = [table.c[c] for c in columns]
+    for part in chunked(values, _SQLITE_IN):
+        for row in session.execute(select(column, *wanted).where(column.in_(part))):
+            found[row[0]] = tuple(row[1:])
+    return found
+
+
 def _dedupe(columns: Columns, key: str) -> Columns:
     """Only the first row of each key."""
     seen: set[Any] = set()

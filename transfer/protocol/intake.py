@@ -27,7 +27,7 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -388,8 +388,23 @@ def import_inbox(
     handlers: Mapping[str, RecordHandler | BulkHandler],
     transaction: Callable[[], AbstractContextManager[Session]],
     on_quarantine: Callable[[str, list[str]], None] | None = None,
+    *,
+    streams: Collection[str] | None = None,
+    other_streams: Collection[str] = (),
 ) -> list[ImportOutcome]:
+    """Import the waiting batches: every one, or only those of `streams`, or every one but
+    those of `other_streams` (a file whose name does not parse counts as no stream: only
+    an import without `streams` takes it, and quarantines it)."""
     return [
         import_file(p, batch_model, inbound, handlers, transaction, on_quarantine)
         for p in pending_files(inbound.inbox)
+        if _wanted(p, streams, other_streams)
     ]
+
+
+def _wanted(path: Path, streams: Collection[str] | None, other: Collection[str]) -> bool:
+    try:
+        stream = parse_batch_filename(path.name).stream
+    except ValueError:
+        return streams is None
+    return (streams is None or stream in streams) and stream not in other

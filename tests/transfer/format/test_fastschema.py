@@ -26,7 +26,7 @@ from transfer.format import Record, record_line, verify_file, write_batch
 from transfer.format.fastschema import RequestFields, ResultFields, canonical_uuids, run_decoder
 from transfer.format.keys import SigningKey
 
-MODELS_FINGERPRINT = "a5e1fd120e7eb4ae404ed136b6f027239c2eaacd61b8e6b329827c17fab4ba7c"
+MODELS_FINGERPRINT = "2f279ca292bc3c7fcc2e1e9a28858306e7e6844086944ca1e5c9dc567b8f4c44"
 RID = "0190a5da-c967-74bb-8cce-b302099a8057"
 BCRYPT = "$2b$12$" + "a" * 53
 REQUEST = {
@@ -81,6 +81,9 @@ SAMPLES: dict[str, tuple[str, Record, bool]] = {
     "request-offset": ("requests", req(submitted_at="2025-06-01T11:00:00+02:00"), True),
     "request-astral-64": ("requests", req(user_id="😀" * 64), True),
     "request-unix-time": ("requests", req(submitted_at="1700000000"), True),
+    "request-cancelled": ("requests", req(cancelled=True), True),
+    "request-not-cancelled": ("requests", req(cancelled=False), True),
+    "request-cancelled-int": ("requests", req(cancelled=1), False),
     "request-user-65": ("requests", req(user_id="😀" * 65), False),
     "request-user-empty": ("requests", req(user_id=""), False),
     "request-user-int": ("requests", req(user_id=5), False),

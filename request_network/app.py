@@ -22,6 +22,7 @@ from request_network.api import (
     auth,
     health,
     metrics,
+    notifications,
     operator,
     rate_limits,
     requests,
@@ -52,7 +53,8 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     install_api_docs(app)  # /docs, from this origin, when the schema is served
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (auth, account, requests, api_keys, rate_limits, operator, health, metrics):
+    users = (auth, account, requests, api_keys, rate_limits, notifications)
+    for module in (*users, operator, health, metrics):
         app.include_router(module.router)
     admin = (admin_users, admin_requests, admin_stats, admin_cache, admin_health, admin_queues)
     admin += (admin_api_keys, admin_settings)

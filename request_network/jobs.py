@@ -16,6 +16,7 @@ from request_network.services import (
     governed,
     health,
     lifecycle,
+    notifications,
     response_cache,
     response_cache_upkeep,
 )
@@ -27,7 +28,7 @@ from request_network.services.exchange import (
 from request_network.services.exchange import requeue_unacked as requeue_unacked_requests
 from request_network.settings import RequestSettings, get_settings
 from shared.cache import get_redis
-from shared.db import transaction
+from shared.db import transaction, utcnow
 from shared.history import DatabaseRunRecorder
 from transfer.operator.status import TransferStatus, network_status
 from transfer.protocol import upkeep
@@ -167,6 +168,16 @@ def cache_maintenance(settings: RequestSettings) -> dict:
         )
 
 
+def notify(settings: RequestSettings) -> dict:
+    """Fan new notification events out to in-app notifications and channel deliveries
+    (`shared.notifications.dispatch`); drop read notifications past the retention."""
+    with transaction(settings.database_url) as session:
+        done = notifications.dispatch(session=session)
+        older_than = utcnow() - timedelta(days=settings.notification_history_days)
+        done["trimmed"] = notifications.trim(session=session, older_than=older_than)
+    return done
+
+
 def task_run_recorder() -> DatabaseRunRecorder:
     """Where this network's tasks record their runs: its `task_runs` table (the database of
     the settings at each run)."""
@@ -175,10 +186,12 @@ def task_run_recorder() -> DatabaseRunRecorder:
 
 def system_monitoring(settings: RequestSettings) -> dict:
     """Sample the detailed health, keep the sample, log what went down or recovered since the
-    last one, and bound the task-run and health-sample histories."""
+    last one, alert admins of what is down (once while it lasts; resolved when it
+    recovers), and bound the task-run and health-sample histories."""
     report = health.detailed_health(settings)
     with transaction(settings.database_url) as session:
         change = health.record_sample(report, session=session)
+        notifications.health_alerts(report, session=session)
         trimmed = health.trim_history(settings, session=session)
     monitoring_log = logging.getLogger("ferry.health")
     for name in change.newly_down:

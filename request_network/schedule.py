@@ -30,6 +30,7 @@ ENTRIES: dict[str, tuple[str, float]] = {
     "expire_requests": ("request.expire_requests", HOUR),
     "cache_maintenance": ("request.cache_maintenance", HOUR),
     "system_monitoring": ("request.system_monitoring", 2 * MINUTE),
+    "notify": ("request.notify", 10.0),
 }
 
 #: Former task names, still registered for one release so that messages queued under them

@@ -19,6 +19,7 @@ from response_network.api import (
     auth,
     health,
     metrics,
+    notifications,
     operator,
 )
 from response_network.settings import ResponseSettings, get_settings
@@ -44,7 +45,7 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     install_api_docs(app)  # /docs, from this origin, when the schema is served
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (auth, operator, health, metrics):
+    for module in (auth, operator, health, metrics, notifications):
         app.include_router(module.router)
     admin = (admin_users, admin_health, admin_queues, admin_settings, admin_snapshot)
     for module in admin:  # OPERATIONS.md

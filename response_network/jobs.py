@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import partial
 
 from response_network.models import Batch, TaskRun
-from response_network.services import governed, health
+from response_network.services import governed, health, notifications
 from response_network.services.exchange import export_results, import_requests, reexport_unacked
 from response_network.services.executor import prune_executions, requeue_stale, run_queued
 from response_network.services.identity import (
@@ -20,7 +20,7 @@ from response_network.services.identity import (
 from response_network.services.search import SearchBackend, make_client
 from response_network.services.snapshot import take_snapshot
 from response_network.settings import ResponseSettings, get_settings
-from shared.db import transaction
+from shared.db import transaction, utcnow
 from shared.history import DatabaseRunRecorder
 from transfer.operator.status import TransferStatus, network_status
 from transfer.protocol import upkeep
@@ -185,6 +185,16 @@ def requeue(settings: ResponseSettings, *, older_than: timedelta) -> dict:
         return {"requeued": requeue_stale(session=session, older_than=older_than)}
 
 
+def notify(settings: ResponseSettings) -> dict:
+    """Fan new notification events out to in-app notifications and channel deliveries
+    (`shared.notifications.dispatch`); drop read notifications past the retention."""
+    with transaction(settings.database_url) as session:
+        done = notifications.dispatch(session=session)
+        older_than = utcnow() - timedelta(days=settings.notification_history_days)
+        done["trimmed"] = notifications.trim(session=session, older_than=older_than)
+    return done
+
+
 def task_run_recorder() -> DatabaseRunRecorder:
     """Where this network's tasks record their runs: its `task_runs` table (the database of
     the settings at each run)."""
@@ -193,10 +203,12 @@ def task_run_recorder() -> DatabaseRunRecorder:
 
 def system_monitoring(settings: ResponseSettings) -> dict:
     """Sample the detailed health, keep the sample, log what went down or recovered since the
-    last one, and bound the task-run and health-sample histories."""
+    last one, alert admins of what is down (once while it lasts; resolved when it
+    recovers), and bound the task-run and health-sample histories."""
     report = health.detailed_health(settings)
     with transaction(settings.database_url) as session:
         change = health.record_sample(report, session=session)
+        notifications.health_alerts(report, session=session)
         trimmed = health.trim_history(settings, session=session)
     monitoring_log = logging.getLogger("ferry.health")
     for name in change.newly_down:

@@ -24,6 +24,10 @@ from shared.models import (
     AuditColumns,
     BatchColumns,
     HealthSampleColumns,
+    NotificationColumns,
+    NotificationConditionColumns,
+    NotificationDeliveryColumns,
+    NotificationEventColumns,
     ProfileTypeColumns,
     RejectedBatchColumns,
     TaskRunColumns,
@@ -154,3 +158,29 @@ class GovernedSetting(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(64))
     exported_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class NotificationEvent(NotificationEventColumns, Base):
+    """An event to notify about (`shared.notifications`), written with its cause."""
+
+    __tablename__ = "notification_events"
+
+
+class Notification(NotificationColumns, Base):
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_id", "user_id"),
+        Index("ix_notifications_user_id_read_at_id", "user_id", "read_at", "id"),
+    )
+
+
+class NotificationCondition(NotificationConditionColumns, Base):
+    __tablename__ = "notification_conditions"
+
+
+class NotificationDelivery(NotificationDeliveryColumns, Base):
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel", "target"),
+        Index("ix_notification_deliveries_status_next", "status", "next_attempt_at"),
+    )

@@ -33,6 +33,7 @@ ENTRIES: dict[str, tuple[str, float]] = {
     "flag_unacked": ("response.flag_unacked", HOUR),
     "cache_maintenance": ("response.cache_maintenance", HOUR),
     "system_monitoring": ("response.system_monitoring", 2 * MINUTE),
+    "notify": ("response.notify", 10.0),
 }
 
 #: Former task names, still registered for one release so that messages queued under them

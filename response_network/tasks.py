@@ -85,6 +85,11 @@ def system_monitoring() -> dict:
     return jobs.system_monitoring(get_settings())
 
 
+@house_task(celery, "response.notify", queue=QUEUE)
+def notify() -> dict:
+    return jobs.notify(get_settings())
+
+
 # -- former names (schedule.ALIASES), kept for one release ---------------------------------
 
 

@@ -148,7 +148,76 @@ class HealthSampleColumns:
     components: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class NotificationEventColumns:
+    """Something that happened that someone should hear about (`shared.notifications`),
+    written in the transaction of its cause (an outbox): `dispatched_at` is set once it has
+    been fanned out to its recipients' in-app notifications and channel deliveries.
+    `dedup_key` names a condition: while it lasts it does not notify again; `resolved`
+    marks the event that says it cleared."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(16))  # "user", "operators" or "admins"
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    dedup_key: Mapped[str | None] = mapped_column(String(255))
+    resolved: Mapped[bool] = mapped_column(default=False)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dispatched_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+
+
+class NotificationColumns:
+    """One in-app notification of one user (one per event and recipient)."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    resolved: Mapped[bool] = mapped_column(default=False)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    read_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class NotificationConditionColumns:
+    """A condition that has notified and has not cleared yet (by its deduplication key)."""
+
+    dedup_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(36))
+    since: Mapped[datetime] = mapped_column(Timestamp)
+    last_seen_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class NotificationDeliveryColumns:
+    """One message of one event to one channel target (an email address, a webhook
+    endpoint): sent at least once, retried with backoff, its attempts kept."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    channel: Mapped[str] = mapped_column(String(16))  # "email" or "webhook"
+    target: Mapped[str] = mapped_column(String(320))
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # sent, failed, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
 __all__ = [
+    "NotificationColumns",
+    "NotificationConditionColumns",
+    "NotificationDeliveryColumns",
+    "NotificationEventColumns",
     "AccountLockColumns",
     "AuditColumns",
     "BatchColumns",

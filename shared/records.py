@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.notification_kinds import KINDS, Channel, KindName
 from shared.ratelimit.policy import MAX_LIMIT
 
 __all__ = [
@@ -149,10 +150,14 @@ class ResultData(_Data):
 
 
 class NotificationPreferences(_Data):
-    """Which channels a user wants notifications on."""
+    """Which channels each kind of event reaches the user on (`shared.notification_kinds`):
+    a kind not named keeps its default (a completed request: in-app; a failed or expired
+    one: in-app and email). In-app is always on: naming a kind with [] leaves it in-app
+    only."""
 
-    in_app: StrictBool = True
-    email: StrictBool = False
+    channels: Annotated[dict[KindName, list[Channel]], Field(max_length=len(KINDS))] = Field(
+        default_factory=dict
+    )
 
 
 DisplayName = Annotated[StrictStr, Field(min_length=1, max_length=128)]

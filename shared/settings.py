@@ -146,6 +146,10 @@ class FerrySettings(BaseSettings):
     task_history_days: int = Field(default=14, ge=1)
     task_history_per_task: int = Field(default=1000, ge=10)
     health_history_days: int = Field(default=7, ge=1)
+    # Read in-app notifications, and dispatched notification events, are kept this long.
+    notification_history_days: int = Field(default=90, ge=1, le=3650)
+    # A notification stream (SSE) ends after this long; the browser reconnects and resumes.
+    notification_stream_seconds: float = Field(default=300, gt=0, le=3600)
     # Beat cadences: entry name (each network's `schedule.ENTRIES`) → seconds between runs,
     # e.g. FERRY_REQUEST_BEAT_SECONDS='{"export_requests": 10}'; unnamed entries keep theirs.
     beat_seconds: dict[str, Annotated[float, Field(gt=0, le=7 * 86400)]] = Field(
@@ -182,13 +186,16 @@ class FerrySettings(BaseSettings):
             raise ValueError("network_id and peer_network_id must differ")
         return self
 
-    def admission(self) -> dict[str, float | int]:
+    def admission(self) -> dict[str, Any]:
         """The `shared.http.Admission` arguments of this network's API."""
         return {
             "limit": self.api_concurrency,
             "queue": self.api_queue,
             "wait_s": self.api_queue_wait_s,
             "retry_after_s": self.api_retry_after_s,
+            # A liveness probe, and the notification stream (long-lived and mostly idle,
+            # bounded on its own: shared.notifications_api.MAX_STREAMS), skip the queue.
+            "exempt": ("/health", "/api/v1/notifications/stream"),
         }
 
     @property

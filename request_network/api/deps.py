@@ -52,6 +52,10 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/requests/{request_id}"): "requests:read",
     ("GET", "/api/v1/requests/{request_id}/response"): "requests:read",
     ("GET", "/api/v1/rate-limits/me"): "requests:read",
+    ("GET", "/api/v1/notifications"): "requests:read",
+    ("GET", "/api/v1/notifications/stream"): "requests:read",
+    ("POST", "/api/v1/notifications/{notification_id}/read"): "requests:read",
+    ("POST", "/api/v1/notifications/read-all"): "requests:read",
     ("GET", "/api/v1/api-keys"): "keys:manage",
     ("DELETE", "/api/v1/api-keys/{key_id}"): "keys:manage",
     ("POST", "/api/v1/api-keys/{key_id}/rotate"): "keys:manage",  # a key: itself only

@@ -41,7 +41,7 @@ from request_network.models import (
     ResponsePart,
     User,
 )
-from request_network.services import governed, response_cache
+from request_network.services import governed, notifications, response_cache
 from shared.db import utcnow
 from shared.governed import InvalidSettings, lookup
 from shared.records import ProfileTypeData, SettingData, UserData
@@ -128,11 +128,11 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     """
     table = Request.__table__
     ids = [rec.id for rec in records]
-    sendings = bulk.rows_by_key(session, table, "id", ids, ("attempt", "status"))
+    sendings = bulk.rows_by_key(session, table, "id", ids, ("attempt", "status", "user_id"))
     for rec in records:
         if rec.id not in sendings:
             raise RecordRefused(rec, "result for a request this network never sent")
-    aside = {rec.id: rec for rec in records if _set_aside(rec, *sendings[rec.id])}
+    aside = {rec.id: rec for rec in records if _set_aside(rec, *sendings[rec.id][:2])}
     if aside:
         _note_set_aside(session, aside, sendings)
         records = [rec for rec in records if rec.id not in aside]
@@ -173,6 +173,7 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     # A request sent again (see `requeue`) and answered meanwhile need not go out once more.
     bulk.delete_in(session, OutboxEntry.__table__, "request_id", list(applied), defer=True)
     bulk.expire_loaded(session, Request, applied)
+    _notify_owners(session, applied, sendings)
     if replaced:
         bulk.expire_loaded(session, Response, replaced)
         response_cache.invalidate_on_commit(session, request_ids=replaced)
@@ -182,9 +183,34 @@ def _set_aside(rec: Record, attempt: int, status: str) -> bool:
     return rec.version < attempt or status == CANCELLED
 
 
+def _notify_owners(
+    session: Session, applied: dict[str, dict[str, Any]], sendings: dict[str, tuple]
+) -> None:
+    """Each request's owner hears that its answer is in (in bulk, with the import)."""
+    for status, kind in (("DONE", "request.completed"), ("FAILED", "request.failed")):
+        items = [
+            {
+                "user_id": sendings[rid][2],
+                "title": _answer_title(rid, data),
+                "body": data["error"] or "",
+                "data": {"request_id": rid, "status": data["status"], "total": data["total"]},
+            }
+            for rid, data in applied.items()
+            if data["status"] == status
+        ]
+        if items:
+            notifications.emit_for_users(session, kind, items)
+
+
+def _answer_title(request_id: str, data: dict[str, Any]) -> str:
+    if data["status"] == "DONE":
+        return f"Request {request_id[:8]} answered: {data['total'] or 0} hits"
+    return f"Request {request_id[:8]} failed"
+
+
 def _note_set_aside(session: Session, aside: dict[str, Record], sendings: dict[str, tuple]) -> None:
     def why(rec: Record) -> str:
-        attempt, status = sendings[rec.id]
+        attempt, status = sendings[rec.id][:2]
         if rec.version < attempt:
             return f"an answer to sending {rec.version} set aside: sending {attempt} is current"
         return "an answer arrived after the cancellation and was set aside"

@@ -30,6 +30,7 @@ from request_network.models import (
     UserChange,
 )
 from request_network.services.arrivals import HANDLERS
+from request_network.services.notifications import ON_QUARANTINE
 from shared.db import utcnow
 from transfer.format import Limits, Record
 from transfer.format.spec import make_record
@@ -313,5 +314,11 @@ def import_batches(
     """Import the waiting batches (all, or those of `streams`, or all but `other_streams`);
     quarantines are audited and acked back by the exchange."""
     return import_inbox(
-        Batch, inbound, HANDLERS, transaction, streams=streams, other_streams=other_streams
+        Batch,
+        inbound,
+        HANDLERS,
+        transaction,
+        ON_QUARANTINE,
+        streams=streams,
+        other_streams=other_streams,
     )

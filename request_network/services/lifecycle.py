@@ -30,7 +30,7 @@ from request_network.models import (
     Response,
     ResponsePart,
 )
-from request_network.services import response_cache
+from request_network.services import notifications, response_cache
 from request_network.services.exchange import enqueue, withdraw
 from shared import audit
 from shared.db import utcnow
@@ -139,15 +139,16 @@ def expire_unanswered(*, session: Session, older_than: timedelta, limit: int = 1
     answer is better than none); an admin may also retry an expired request. Up to `limit`
     a run (oldest first); returns how many expired."""
     now = utcnow()
-    ids = list(
-        session.scalars(
-            select(Request.id)
+    owners = dict(
+        session.execute(
+            select(Request.id, Request.user_id)
             .where(Request.status == PENDING, Request.updated_at <= now - older_than)
             .order_by(Request.updated_at, Request.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-        )
+        ).all()
     )
+    ids = list(owners)
     if not ids:
         return 0
     detail = f"no answer after {older_than}: expired"
@@ -163,4 +164,13 @@ def expire_unanswered(*, session: Session, older_than: timedelta, limit: int = 1
             same={"status": EXPIRED, "at": now, "detail": detail},
         )
     bulk.expire_loaded(session, Request, ids)
+    items = [
+        {
+            "user_id": owners[rid],
+            "title": f"Request {rid[:8]} expired: no answer after {older_than}",
+            "data": {"request_id": rid},
+        }
+        for rid in ids
+    ]
+    notifications.emit_for_users(session, "request.expired", items)
     return len(ids)

@@ -82,6 +82,8 @@ def make_settings(database_url: str, **overrides: Any) -> RequestSettings:
         jwt_secret=JWT_SECRET,
         api_key_pepper="pepper-for-tests-0123456789abcdef0123",
         bcrypt_rounds=4,
+        # A notification stream ends at once (after one look) unless a test wants it open.
+        notification_stream_seconds=0.05,
     )
     values.update(overrides)
     return RequestSettings(**values)

@@ -36,10 +36,11 @@ def test_the_profile_changes_here_and_goes_to_the_authority(client, login, alice
     auth = login("alice")
     me = client.get(ME, headers=auth).json()
     assert me["username"] == "alice" and me["display_name"] is None
-    assert me["notification_preferences"] == {"in_app": True, "email": False}
+    assert me["notification_preferences"] == {"channels": {}}  # the defaults
     assert me["changes_on_their_way"] == 0
 
-    body = {"display_name": "Alice A.", "notification_preferences": {"in_app": True, "email": True}}
+    prefs = {"channels": {"request.completed": ["in_app", "email"]}}
+    body = {"display_name": "Alice A.", "notification_preferences": prefs}
     changed = client.patch(ME, json=body, headers=auth)
     assert changed.status_code == 200, changed.text
     assert changed.json()["display_name"] == "Alice A."
@@ -61,6 +62,8 @@ def test_the_profile_changes_here_and_goes_to_the_authority(client, login, alice
         ({"email": "not an address"}, "email"),
         ({"display_name": ""}, "display_name"),
         ({"notification_preferences": {"sms": True}}, "notification_preferences"),
+        ({"notification_preferences": {"channels": {"no.such": []}}}, "channels"),
+        ({"notification_preferences": {"channels": {"request.failed": ["sms"]}}}, "channels"),
         ({"role": "admin"}, "role"),
     ],
 )

@@ -43,6 +43,8 @@ def make_settings(database_url: str, **overrides: Any) -> ResponseSettings:
         redis_url=TEST_REDIS_URL,
         jwt_secret=JWT_SECRET,
         bcrypt_rounds=4,
+        # A notification stream ends at once (after one look) unless a test wants it open.
+        notification_stream_seconds=0.05,
     )
     values.update(overrides)
     return ResponseSettings(**values)

@@ -88,6 +88,10 @@ class Inbound:
     clock: Callable[[], datetime] | None = None  # "now" for not_after checks (default: real)
 
 
+#: Runs in the transaction that records a quarantine: (session, file name, outcome).
+OnQuarantine = Callable[[Session, str, "ImportOutcome"], None]
+
+
 @dataclass
 class ImportOutcome:
     file: str
@@ -144,7 +148,7 @@ def import_file(
     inbound: Inbound,
     handlers: Mapping[str, RecordHandler | BulkHandler],
     transaction: Callable[[], AbstractContextManager[Session]],
-    on_quarantine: Callable[[str, list[str]], None] | None = None,
+    on_quarantine: OnQuarantine | None = None,
 ) -> ImportOutcome:
     """Import one batch exactly once, or quarantine it; never half-imports."""
     outcome = ImportOutcome(path.name, "imported")
@@ -160,9 +164,7 @@ def import_file(
     if outcome.status == "quarantined":
         if path.exists() or path.is_symlink():
             quarantine(path, inbound.quarantine, outcome.reasons)
-        _remember_rejection(path.name, batch_model, transaction, outcome)
-        if on_quarantine:
-            on_quarantine(path.name, outcome.reasons)
+        _remember_rejection(path.name, batch_model, transaction, outcome, on_quarantine)
     else:
         _move(path, inbound.processed)
         log.info("%s %s (%d records)", outcome.status, path.name, outcome.records)
@@ -176,7 +178,10 @@ def _remember_rejection(
     batch_model: type,
     transaction: Callable[[], AbstractContextManager[Session]],
     outcome: ImportOutcome,
+    on_quarantine: OnQuarantine | None = None,
 ) -> None:
+    """Log, record the rejection (acked back to the sender) and audit it; `on_quarantine`
+    runs in the same transaction (e.g. to notify operators)."""
     alarm = outcome.rule == ledger.FORK
     (log.error if alarm else log.warning)(
         "%squarantined %s (%s): %s",
@@ -202,6 +207,8 @@ def _remember_rejection(
                 verdict=outcome.rule,
                 reasons=outcome.reasons,
             )
+        if on_quarantine is not None:
+            on_quarantine(session, name, outcome)
         if audit_model is None:
             return
         detail = {"reasons": outcome.reasons, "verdict": outcome.rule}
@@ -387,7 +394,7 @@ def import_inbox(
     inbound: Inbound,
     handlers: Mapping[str, RecordHandler | BulkHandler],
     transaction: Callable[[], AbstractContextManager[Session]],
-    on_quarantine: Callable[[str, list[str]], None] | None = None,
+    on_quarantine: OnQuarantine | None = None,
     *,
     streams: Collection[str] | None = None,
     other_streams: Collection[str] = (),

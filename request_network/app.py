@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from request_network.api import (
     account,
+    admin_alerts,
     admin_api_keys,
     admin_cache,
     admin_health,
@@ -26,6 +27,7 @@ from request_network.api import (
     operator,
     rate_limits,
     requests,
+    webhooks,
 )
 from request_network.services import governed
 from request_network.settings import RequestSettings, get_settings
@@ -53,11 +55,11 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     install_api_docs(app)  # /docs, from this origin, when the schema is served
     app.state.settings = settings
     install_problem_handlers(app)
-    users = (auth, account, requests, api_keys, rate_limits, notifications)
+    users = (auth, account, requests, api_keys, rate_limits, notifications, webhooks)
     for module in (*users, operator, health, metrics):
         app.include_router(module.router)
     admin = (admin_users, admin_requests, admin_stats, admin_cache, admin_health, admin_queues)
-    admin += (admin_api_keys, admin_settings)
+    admin += (admin_api_keys, admin_settings, admin_alerts)
     for module in admin:  # the operations surface (docs/OPERATIONS.md)
         app.include_router(module.router)
     app.include_router(operator.admin_router)

@@ -12,6 +12,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from request_network.models import Batch, TaskRun
+from request_network.schedule import beat
 from request_network.services import (
     governed,
     health,
@@ -19,6 +20,7 @@ from request_network.services import (
     notifications,
     response_cache,
     response_cache_upkeep,
+    webhooks,
 )
 from request_network.services.exchange import (
     export_requests,
@@ -27,6 +29,7 @@ from request_network.services.exchange import (
 )
 from request_network.services.exchange import requeue_unacked as requeue_unacked_requests
 from request_network.settings import RequestSettings, get_settings
+from shared import email_channel
 from shared.cache import get_redis
 from shared.db import transaction, utcnow
 from shared.history import DatabaseRunRecorder
@@ -126,7 +129,10 @@ def resend(
 
 
 def flag_unacked(settings: RequestSettings) -> dict:
-    return upkeep.flag_unacked(settings, Batch)
+    flagged = upkeep.flag_unacked(settings, Batch)
+    with transaction(settings.database_url) as session:
+        flagged["alerts"] = notifications.unacked_batches(flagged["unacked"], session=session)
+    return flagged
 
 
 @dataclass(frozen=True)
@@ -170,12 +176,30 @@ def cache_maintenance(settings: RequestSettings) -> dict:
 
 def notify(settings: RequestSettings) -> dict:
     """Fan new notification events out to in-app notifications and channel deliveries
-    (`shared.notifications.dispatch`); drop read notifications past the retention."""
+    (`shared.notifications.dispatch`), escalate unacknowledged alerts, drop read
+    notifications past the retention."""
     with transaction(settings.database_url) as session:
+        minutes = governed.in_force(settings, session=session)["notifications.escalation_minutes"]
         done = notifications.dispatch(session=session)
+        done["escalated"] = notifications.escalate(settings, session=session, minutes=minutes)
         older_than = utcnow() - timedelta(days=settings.notification_history_days)
         done["trimmed"] = notifications.trim(session=session, older_than=older_than)
     return done
+
+
+def send_emails(settings: RequestSettings) -> dict:
+    """Send the email deliveries that are due, at least once (`shared.email_channel`): one
+    short transaction to claim them, none while talking to SMTP, one to record the outcomes.
+    With no SMTP server configured they wait (`configured: false`)."""
+    return email_channel.send_due_emails(
+        partial(transaction, settings.database_url), notifications.TABLES, settings
+    )
+
+
+def send_webhooks(settings: RequestSettings) -> dict:
+    """Send the webhook deliveries that are due (`shared.webhook_sender`: each step its own
+    short transaction, none open during a POST); drop attempts past the retention."""
+    return webhooks.send_due(partial(transaction, settings.database_url), settings)
 
 
 def task_run_recorder() -> DatabaseRunRecorder:
@@ -191,7 +215,15 @@ def system_monitoring(settings: RequestSettings) -> dict:
     report = health.detailed_health(settings)
     with transaction(settings.database_url) as session:
         change = health.record_sample(report, session=session)
-        notifications.health_alerts(report, session=session)
+        alerts = notifications.operational_alerts(
+            report,
+            session=session,
+            task_names=[e["task"] for e in beat(settings.beat_seconds).values()],
+            min_free_mb=settings.health_min_free_mb,
+        )
+        alerts["api_key.expiring"] = notifications.expiring_keys(
+            session=session, within=timedelta(days=7)
+        )
         trimmed = health.trim_history(settings, session=session)
     monitoring_log = logging.getLogger("ferry.health")
     for name in change.newly_down:
@@ -203,5 +235,6 @@ def system_monitoring(settings: RequestSettings) -> dict:
         "down": change.down,
         "newly_down": change.newly_down,
         "recovered": change.recovered,
+        "alerts": alerts,
         **trimmed,
     }

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from shared.db import naming_metadata, utcnow
 from shared.models import (
     AccountLockColumns,
+    AlertColumns,
     AuditColumns,
     BatchColumns,
     HealthSampleColumns,
@@ -39,6 +40,7 @@ from shared.models import (
     UserColumns,
 )
 from shared.ratelimit import MAX_LIMIT
+from shared.webhook_models import WebhookAttemptColumns, WebhookEndpointColumns
 
 # Request states. The stored `status` is PENDING until the answer arrives (COMPLETED or
 # FAILED); a PENDING request that a batch has carried out (it has a `RequestExport`) is
@@ -366,3 +368,22 @@ class NotificationDelivery(NotificationDeliveryColumns, Base):
         UniqueConstraint("event_id", "channel", "target"),
         Index("ix_notification_deliveries_status_next", "status", "next_attempt_at"),
     )
+
+
+class Alert(AlertColumns, Base):
+    """An operational alert and its escalation (`shared.alerts`)."""
+
+    __tablename__ = "alerts"
+
+
+class WebhookEndpoint(WebhookEndpointColumns, Base):
+    """A user's webhook endpoint (`shared.webhooks`)."""
+
+    __tablename__ = "webhook_endpoints"
+
+
+class WebhookAttempt(WebhookAttemptColumns, Base):
+    """One delivery attempt to a webhook endpoint (`shared.webhook_sender`), newest first."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_endpoint_id_id", "endpoint_id", "id"),)

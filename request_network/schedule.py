@@ -31,6 +31,8 @@ ENTRIES: dict[str, tuple[str, float]] = {
     "cache_maintenance": ("request.cache_maintenance", HOUR),
     "system_monitoring": ("request.system_monitoring", 2 * MINUTE),
     "notify": ("request.notify", 10.0),
+    "send_emails": ("request.send_emails", 15.0),
+    "send_webhooks": ("request.send_webhooks", 10.0),
 }
 
 #: Former task names, still registered for one release so that messages queued under them

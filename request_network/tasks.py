@@ -75,6 +75,16 @@ def notify() -> dict:
     return jobs.notify(get_settings())
 
 
+@house_task(celery, "request.send_emails", queue=QUEUE, soft_time_limit=600)
+def send_emails() -> dict:
+    return jobs.send_emails(get_settings())
+
+
+@house_task(celery, "request.send_webhooks", queue=QUEUE, soft_time_limit=600)
+def send_webhooks() -> dict:
+    return jobs.send_webhooks(get_settings())
+
+
 # -- former names (schedule.ALIASES), kept for one release ---------------------------------
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from response_network.api import (
+    admin_alerts,
     admin_executions,
     admin_health,
     admin_queues,
@@ -21,6 +22,7 @@ from response_network.api import (
     metrics,
     notifications,
     operator,
+    webhooks,
 )
 from response_network.settings import ResponseSettings, get_settings
 from shared.api_docs import install_api_docs
@@ -45,9 +47,10 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     install_api_docs(app)  # /docs, from this origin, when the schema is served
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (auth, operator, health, metrics, notifications):
+    for module in (auth, operator, health, metrics, notifications, webhooks):
         app.include_router(module.router)
     admin = (admin_users, admin_health, admin_queues, admin_settings, admin_snapshot)
+    admin += (admin_alerts,)
     for module in admin:  # OPERATIONS.md
         app.include_router(module.router)
     for module in (admin_requests, admin_executions, admin_stats):  # steering (OPERATIONS.md)

@@ -8,7 +8,8 @@ from datetime import timedelta
 from functools import partial
 
 from response_network.models import Batch, TaskRun
-from response_network.services import governed, health, notifications
+from response_network.schedule import beat
+from response_network.services import governed, health, notifications, webhooks
 from response_network.services.exchange import export_results, import_requests, reexport_unacked
 from response_network.services.executor import prune_executions, requeue_stale, run_queued
 from response_network.services.identity import (
@@ -20,6 +21,7 @@ from response_network.services.identity import (
 from response_network.services.search import SearchBackend, make_client
 from response_network.services.snapshot import take_snapshot
 from response_network.settings import ResponseSettings, get_settings
+from shared import email_channel
 from shared.db import transaction, utcnow
 from shared.history import DatabaseRunRecorder
 from transfer.operator.status import TransferStatus, network_status
@@ -165,7 +167,10 @@ def resend(
 
 
 def flag_unacked(settings: ResponseSettings) -> dict:
-    return upkeep.flag_unacked(settings, Batch)
+    flagged = upkeep.flag_unacked(settings, Batch)
+    with transaction(settings.database_url) as session:
+        flagged["alerts"] = notifications.unacked_batches(flagged["unacked"], session=session)
+    return flagged
 
 
 def reexport(settings: ResponseSettings, *, older_than: timedelta) -> dict:
@@ -187,12 +192,30 @@ def requeue(settings: ResponseSettings, *, older_than: timedelta) -> dict:
 
 def notify(settings: ResponseSettings) -> dict:
     """Fan new notification events out to in-app notifications and channel deliveries
-    (`shared.notifications.dispatch`); drop read notifications past the retention."""
+    (`shared.notifications.dispatch`), escalate unacknowledged alerts, drop read
+    notifications past the retention."""
     with transaction(settings.database_url) as session:
+        minutes = governed.in_force(settings, session=session)["notifications.escalation_minutes"]
         done = notifications.dispatch(session=session)
+        done["escalated"] = notifications.escalate(settings, session=session, minutes=minutes)
         older_than = utcnow() - timedelta(days=settings.notification_history_days)
         done["trimmed"] = notifications.trim(session=session, older_than=older_than)
     return done
+
+
+def send_emails(settings: ResponseSettings) -> dict:
+    """Send the email deliveries that are due, at least once (`shared.email_channel`): one
+    short transaction to claim them, none while talking to SMTP, one to record the outcomes.
+    With no SMTP server configured they wait (`configured: false`)."""
+    return email_channel.send_due_emails(
+        partial(transaction, settings.database_url), notifications.TABLES, settings
+    )
+
+
+def send_webhooks(settings: ResponseSettings) -> dict:
+    """Send the webhook deliveries that are due (`shared.webhook_sender`: each step its own
+    short transaction, none open during a POST); drop attempts past the retention."""
+    return webhooks.send_due(partial(transaction, settings.database_url), settings)
 
 
 def task_run_recorder() -> DatabaseRunRecorder:
@@ -208,7 +231,12 @@ def system_monitoring(settings: ResponseSettings) -> dict:
     report = health.detailed_health(settings)
     with transaction(settings.database_url) as session:
         change = health.record_sample(report, session=session)
-        notifications.health_alerts(report, session=session)
+        alerts = notifications.operational_alerts(
+            report,
+            session=session,
+            task_names=[e["task"] for e in beat(settings.beat_seconds).values()],
+            min_free_mb=settings.health_min_free_mb,
+        )
         trimmed = health.trim_history(settings, session=session)
     monitoring_log = logging.getLogger("ferry.health")
     for name in change.newly_down:
@@ -220,5 +248,6 @@ def system_monitoring(settings: ResponseSettings) -> dict:
         "down": change.down,
         "newly_down": change.newly_down,
         "recovered": change.recovered,
+        "alerts": alerts,
         **trimmed,
     }

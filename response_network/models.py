@@ -21,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.db import naming_metadata, utcnow
 from shared.models import (
     AccountLockColumns,
+    AlertColumns,
     AuditColumns,
     BatchColumns,
     HealthSampleColumns,
@@ -34,6 +35,7 @@ from shared.models import (
     Timestamp,
     UserColumns,
 )
+from shared.webhook_models import WebhookAttemptColumns, WebhookEndpointColumns
 
 QUEUED, RUNNING, DONE, FAILED = "QUEUED", "RUNNING", "DONE", "FAILED"
 CANCELLED = "CANCELLED"  # cancelled on the request network before it ran
@@ -184,3 +186,22 @@ class NotificationDelivery(NotificationDeliveryColumns, Base):
         UniqueConstraint("event_id", "channel", "target"),
         Index("ix_notification_deliveries_status_next", "status", "next_attempt_at"),
     )
+
+
+class Alert(AlertColumns, Base):
+    """An operational alert and its escalation (`shared.alerts`)."""
+
+    __tablename__ = "alerts"
+
+
+class WebhookEndpoint(WebhookEndpointColumns, Base):
+    """A user's webhook endpoint (`shared.webhooks`)."""
+
+    __tablename__ = "webhook_endpoints"
+
+
+class WebhookAttempt(WebhookAttemptColumns, Base):
+    """One delivery attempt to a webhook endpoint (`shared.webhook_sender`), newest first."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_endpoint_id_id", "endpoint_id", "id"),)

@@ -34,6 +34,8 @@ ENTRIES: dict[str, tuple[str, float]] = {
     "cache_maintenance": ("response.cache_maintenance", HOUR),
     "system_monitoring": ("response.system_monitoring", 2 * MINUTE),
     "notify": ("response.notify", 10.0),
+    "send_emails": ("response.send_emails", 15.0),
+    "send_webhooks": ("response.send_webhooks", 10.0),
 }
 
 #: Former task names, still registered for one release so that messages queued under them

@@ -269,6 +269,15 @@ _KEYS = (
         maximum=INT32_MAX,
     ),
     _key(
+        "notifications.escalation_minutes",
+        "integer",
+        30,
+        "An alert nobody has acknowledged for this many minutes goes to the next level.",
+        minimum=1,
+        maximum=10_080,
+        environment="notification_escalation_minutes",
+    ),
+    _key(
         "notifications.queue_depth",
         "integer",
         1000,

@@ -213,7 +213,29 @@ class NotificationDeliveryColumns:
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+class AlertColumns:
+    """An operational alert (an event for operators or admins): open until it is
+    acknowledged or its condition clears; unacknowledged, it escalates level by level
+    (`shared.alerts`). `history`: what happened to it, in order."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    opened_at: Mapped[datetime] = mapped_column(Timestamp)
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    escalated_at: Mapped[datetime] = mapped_column(Timestamp)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
 __all__ = [
+    "AlertColumns",
     "NotificationColumns",
     "NotificationConditionColumns",
     "NotificationDeliveryColumns",

@@ -32,6 +32,9 @@ KINDS: dict[str, Kind] = {
     "rate_limit.blocked": Kind("user", "warning", ("in_app",), "the hard limit was reached"),
     "api_key.expiring": Kind("user", "warning", ("in_app", "email"), "an API key expires soon"),
     "api_key.rotated": Kind("user", "info", ("in_app",), "an API key was rotated"),
+    "webhook.disabled": Kind(
+        "user", "warning", ("in_app", "email"), "a webhook endpoint was disabled after failures"
+    ),
     # For operators and admins (both networks)
     "batch.quarantined": Kind("operators", "error", ("in_app", "email"), "a batch was refused"),
     "batch.unacknowledged": Kind(
@@ -52,6 +55,7 @@ KindName = Literal[
     "rate_limit.blocked",
     "api_key.expiring",
     "api_key.rotated",
+    "webhook.disabled",
     "batch.quarantined",
     "batch.unacknowledged",
     "batch.gap",

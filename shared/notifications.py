@@ -32,20 +32,27 @@ from sqlalchemy.orm import Session
 from shared.db import is_postgres, utcnow
 from shared.notification_kinds import KINDS
 from shared.records import NotificationPreferences
+from shared.webhook_fanout import webhook_targets
 
 __all__ = [
+    "Condition",
     "Tables",
     "channels_for",
     "clear",
+    "deliver_email",
     "dispatch",
     "emit",
     "emit_for_users",
+    "failing_tasks",
     "health_alerts",
+    "low_disk",
     "mark_all_read",
     "mark_read",
     "newest_id",
+    "on_gap",
     "on_quarantine",
     "page",
+    "reconcile",
     "since",
     "trim",
 ]
@@ -63,6 +70,11 @@ class Tables:
     condition: type
     delivery: type
     user: type
+    # Runs for each event as it is dispatched, in the same transaction (the alerts).
+    after: Callable[[Session, Any], None] | None = None
+    # The webhook channel's endpoints and attempt log (`shared.webhooks`); None: no webhooks.
+    webhook_endpoint: type | None = None
+    webhook_attempt: type | None = None
 
 
 def _title(text: str) -> str:
@@ -76,7 +88,7 @@ def _row(kind: str, *, title: str, body: str, data: Mapping[str, Any] | None, **
         "at": utcnow(),
         "kind": kind,
         "severity": extra.pop("severity", None) or spec.severity,
-        "audience": spec.audience,
+        "audience": extra.pop("audience", None) or spec.audience,
         "title": _title(title),
         "body": body,
         "data": dict(data or {}),
@@ -96,9 +108,11 @@ def emit(
     user_id: str | None = None,
     dedup_key: str | None = None,
     severity: str | None = None,
+    audience: str | None = None,
 ) -> str | None:
     """Write one event in the caller's transaction; its id, or None when `dedup_key` names
-    a condition that has already notified and not cleared."""
+    a condition that has already notified and not cleared. `audience` overrides the kind's
+    (an escalation reaches the next level)."""
     row = _row(
         kind,
         title=title,
@@ -107,6 +121,7 @@ def emit(
         user_id=user_id,
         dedup_key=dedup_key,
         severity=severity,
+        audience=audience,
     )
     if dedup_key is not None and not _open_condition(session, tables, dedup_key, kind, row):
         return None
@@ -213,9 +228,19 @@ def dispatch(session: Session, tables: Tables, *, limit: int = 5_000) -> dict[st
             notified += _in_app(session, tables, event, user.id)
             if "email" in channels_for(event.kind, user.notification_preferences) and user.email:
                 deliveries += _delivery(session, tables, event, "email", user.email, user.id)
+        if tables.after is not None:
+            tables.after(session, event)
         event.dispatched_at = now
+    for event, endpoint_id, owner_id in webhook_targets(session, tables, batch):
+        deliveries += _delivery(session, tables, event, "webhook", endpoint_id, owner_id)
     session.flush()
     return {"events": len(batch), "notifications": notified, "deliveries": deliveries}
+
+
+def deliver_email(session: Session, tables: Tables, event_id: str, address: str) -> int:
+    """An email of event `event_id` to `address` (not a user's: e.g. an on-call list)."""
+    event = session.get(tables.event, event_id)
+    return _delivery(session, tables, event, "email", address, None) if event else 0
 
 
 def _insert_once(session: Session, table: Any, row: dict, keys: tuple[str, ...]) -> int:
@@ -311,7 +336,8 @@ def since(session: Session, tables: Tables, user_id: str, after_id: int) -> list
 
 
 def trim(session: Session, tables: Tables, *, older_than: datetime) -> int:
-    """Dispatched events and read notifications older than `older_than` go."""
+    """Dispatched events, read notifications and finished deliveries (sent or dead) older
+    than `older_than` go."""
     gone = session.execute(
         delete(tables.notification).where(
             tables.notification.read_at.is_not(None), tables.notification.at < older_than
@@ -320,6 +346,11 @@ def trim(session: Session, tables: Tables, *, older_than: datetime) -> int:
     gone += session.execute(
         delete(tables.event).where(
             tables.event.dispatched_at.is_not(None), tables.event.at < older_than
+        )
+    ).rowcount
+    gone += session.execute(
+        delete(tables.delivery).where(
+            tables.delivery.status.in_(("sent", "dead")), tables.delivery.created_at < older_than
         )
     ).rowcount
     return gone or 0
@@ -349,6 +380,23 @@ def on_quarantine(tables: Tables) -> Callable[[Session, str, Any], None]:
     return notify
 
 
+def on_gap(tables: Tables) -> Callable[[Session, str, Any], None]:
+    """The import's gap hook: operators hear that a batch arrived ahead of its stream's
+    sequence (the batches between are missing: lost, or still to be carried)."""
+
+    def notify(session: Session, name: str, outcome: Any) -> None:
+        emit(
+            session,
+            tables,
+            "batch.gap",
+            title=f"Sequence gap before {name}",
+            body="\n".join(outcome.reasons[:5]),
+            data={"file": name, "stream": outcome.stream, "seq": outcome.seq},
+        )
+
+    return notify
+
+
 def health_alerts(session: Session, tables: Tables, report: Any, *, network: str) -> None:
     """Admins hear of each component of the detailed health that is down (once while it
     lasts), and that it has recovered when it is no longer down."""
@@ -372,3 +420,93 @@ def health_alerts(session: Session, tables: Tables, report: Any, *, network: str
                 title=f"{component.name} has recovered ({network} network)",
                 body=component.reason,
             )
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A condition found to hold now: its key (unique within its kind) and what to say."""
+
+    key: str
+    title: str
+    body: str = ""
+    data: Mapping[str, Any] | None = None
+    user_id: str | None = None  # for a kind whose audience is one user
+
+
+def reconcile(
+    session: Session,
+    tables: Tables,
+    kind: str,
+    holding: Iterable[Condition],
+    *,
+    resolved: Callable[[str], str],
+) -> dict[str, int]:
+    """Make the open conditions of `kind` what a check found: each one holding notifies
+    (once while it lasts), each open one no longer holding is cleared with the title
+    `resolved(key)`. Keys are prefixed with the kind."""
+    found = {f"{kind}:{c.key}": c for c in holding}
+    raised = sum(
+        emit(
+            session,
+            tables,
+            kind,
+            title=c.title,
+            body=c.body,
+            data=c.data,
+            user_id=c.user_id,
+            dedup_key=key,
+        )
+        is not None
+        for key, c in found.items()
+    )
+    table = tables.condition
+    open_keys = session.scalars(select(table.dedup_key).where(table.kind == kind)).all()
+    cleared = 0
+    for key in open_keys:
+        if key not in found:
+            cleared += clear(session, tables, key, title=resolved(key[len(kind) + 1 :])) is not None
+    return {"raised": raised, "cleared": cleared}
+
+
+def failing_tasks(
+    session: Session, task_model: type, names: Iterable[str], *, runs: int = 3
+) -> list[Condition]:
+    """Scheduled tasks whose last `runs` runs all failed (or timed out)."""
+    found = []
+    for name in sorted(set(names)):
+        last = session.execute(
+            select(task_model.outcome, task_model.error)
+            .where(task_model.name == name, task_model.outcome != "started")
+            .order_by(task_model.started_at.desc())
+            .limit(runs)
+        ).all()
+        if len(last) == runs and all(o in ("failure", "timeout") for o, _ in last):
+            found.append(
+                Condition(
+                    key=name,
+                    title=f"{name} failed {runs} times in a row",
+                    body=(last[0].error or "")[:2000],
+                    data={"task": name, "runs": runs},
+                )
+            )
+    return found
+
+
+def low_disk(report: Any, *, min_free_mb: int) -> list[Condition]:
+    """Transfer directories with less than `min_free_mb` free (the detailed health's
+    `transfer_dirs` component)."""
+    component = next((c for c in report.components if c.name == "transfer_dirs"), None)
+    if component is None:
+        return []
+    found = []
+    for label, facts in (component.details.get("directories") or {}).items():
+        free = facts.get("free_mb")
+        if free is not None and free < min_free_mb:
+            found.append(
+                Condition(
+                    key=str(label),
+                    title=f"Low disk space in {label}: {free} MB free",
+                    data={"directory": label, "free_mb": free, "min_free_mb": min_free_mb},
+                )
+            )
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Collection
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -13,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db import POOL_SIZE
 from shared.logs import default_level
+from shared.records import Email
+from shared.webhook_rules import AllowedHost, SealingKey
 
 #: Secrets that ship in the repository for the demo. Refused everywhere else.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo-only-secret"})
@@ -65,6 +68,14 @@ class FerrySettings(BaseSettings):
             "batch_ttl_hours",
             "acked_batches",
             "unacked_flag_hours",
+            "webhook_allowed_hosts",
+            "webhook_timeout_s",
+            "webhook_max_attempts",
+            "webhook_backoff_base_s",
+            "webhook_backoff_cap_s",
+            "webhook_backoff_jitter",
+            "webhook_disable_after_failures",
+            "webhook_max_endpoints_per_user",
             "health_probe_timeout_s",
             "health_worker_timeout_s",
             "health_min_free_mb",
@@ -72,6 +83,12 @@ class FerrySettings(BaseSettings):
             "task_history_days",
             "task_history_per_task",
             "health_history_days",
+            "smtp_timeout_s",
+            "email_max_attempts",
+            "email_backoff_base_s",
+            "email_backoff_cap_s",
+            "email_digest_threshold",
+            "email_batch",
         }
     )
 
@@ -148,8 +165,55 @@ class FerrySettings(BaseSettings):
     health_history_days: int = Field(default=7, ge=1)
     # Read in-app notifications, and dispatched notification events, are kept this long.
     notification_history_days: int = Field(default=90, ge=1, le=3650)
+    # Alerts (shared.alerts): who hears of an unacknowledged alert, level after level, every
+    # `notifications.escalation_minutes` (governed; this is the fallback), and the on-call
+    # addresses the "oncall" level emails. Per deployment: each network has its own team.
+    notification_escalation_minutes: int = Field(default=30, ge=1, le=10_080)
+    notification_escalation_levels: list[Literal["operators", "admins", "oncall"]] = Field(
+        default_factory=lambda: ["operators", "admins", "oncall"], min_length=1, max_length=3
+    )
+    notification_oncall_emails: list[Email] = Field(default_factory=list, max_length=50)
     # A notification stream (SSE) ends after this long; the browser reconnects and resumes.
     notification_stream_seconds: float = Field(default=300, gt=0, le=3600)
+    # Email (docs/NOTIFICATIONS.md, "Email"): the SMTP server the `send_emails` task sends
+    # through. No smtp_host: email deliveries wait (pending), the `email` health component and
+    # the task's log say email is not configured. smtp_security: "starttls" (port 587),
+    # "tls" (implicit TLS, port 465) or "none" (plain; never with a password outside the
+    # demo); smtp_ca_file: a CA bundle to trust instead of the system's. A failed send is
+    # retried after min(cap, base * 2**attempts) seconds (jittered), and given up ("dead")
+    # after email_max_attempts; more than email_digest_threshold emails due for one address
+    # at once go as one digest. email_batch: deliveries one run takes at most.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_ca_file: Path | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    email_from: str = "ferry@localhost"
+    email_max_attempts: int = Field(default=8, ge=1, le=100)
+    email_backoff_base_s: float = Field(default=30.0, gt=0)
+    email_backoff_cap_s: float = Field(default=3600.0, gt=0)
+    email_digest_threshold: int = Field(default=5, ge=1)
+    email_batch: int = Field(default=200, ge=1, le=5000)
+    # Webhooks (docs/NOTIFICATIONS.md, "Webhooks"): the destinations an endpoint may name
+    # (host names, "*.domain", addresses or CIDR networks, e.g. '["hooks.example.org",
+    # "10.20.0.0/16"]'; none by default, so no endpoint can be made until an admin lists
+    # some); the key that seals endpoint secrets at rest (default: derived from jwt_secret,
+    # so changing that one makes stored secrets unreadable unless this is set); the POST's
+    # timeout; retries after min(cap, base * 2**(attempts-1)) seconds less up to `jitter` of
+    # it, given up ("dead") after webhook_max_attempts; an endpoint is disabled after
+    # webhook_disable_after_failures failed attempts in a row; endpoints per user.
+    webhook_allowed_hosts: list[AllowedHost] = Field(default_factory=list, max_length=1000)
+    webhook_secret_key: SealingKey = None
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    webhook_ca_file: Path | None = None  # a CA bundle for https receivers (else the system's)
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    webhook_backoff_base_s: float = Field(default=30.0, gt=0)
+    webhook_backoff_cap_s: float = Field(default=6 * 3600.0, gt=0)
+    webhook_backoff_jitter: float = Field(default=0.2, ge=0, le=1)
+    webhook_disable_after_failures: int = Field(default=20, ge=1, le=10_000)
+    webhook_max_endpoints_per_user: int = Field(default=10, ge=1, le=1000)
     # Beat cadences: entry name (each network's `schedule.ENTRIES`) → seconds between runs,
     # e.g. FERRY_REQUEST_BEAT_SECONDS='{"export_requests": 10}'; unnamed entries keep theirs.
     beat_seconds: dict[str, Annotated[float, Field(gt=0, le=7 * 86400)]] = Field(
@@ -184,7 +248,23 @@ class FerrySettings(BaseSettings):
             raise ValueError("jwt_secret must be at least 32 characters outside the demo")
         if self.network_id == self.peer_network_id:
             raise ValueError("network_id and peer_network_id must differ")
+        self._check_email()
         return self
+
+    def _check_email(self) -> None:
+        if "@" not in parseaddr(self.email_from)[1]:
+            raise ValueError("email_from must be an email address")
+        if self.smtp_username and self.smtp_password is None:
+            raise ValueError("smtp_username needs smtp_password")
+        if self.smtp_password is not None and not self.smtp_username:
+            raise ValueError("smtp_password needs smtp_username")
+        if self.mode != "demo" and self.smtp_password is not None and self.smtp_security == "none":
+            raise ValueError("smtp_security=none would send smtp_password in clear; use starttls")
+
+    @property
+    def email_configured(self) -> bool:
+        """An SMTP server is configured: the `send_emails` task sends (else emails wait)."""
+        return bool(self.smtp_host and self.smtp_host.strip())
 
     def admission(self) -> dict[str, Any]:
         """The `shared.http.Admission` arguments of this network's API."""

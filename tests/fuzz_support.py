@@ -140,6 +140,17 @@ STATEFUL_RULES = [
         "include-method": "GET",
         "checks": {"negative_data_rejection": {"enabled": False}},
     },
+    {  # a webhook's URL must be on the admins' allow-list (a setting, empty here) and its
+        # events kinds the caller hears of: what the schema allows may still be refused
+        "include-path": "/api/v1/webhooks",
+        "include-method": "POST",
+        "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_OR_REFUSED}},
+    },
+    {
+        "include-path": "/api/v1/webhooks/{webhook_id}",
+        "include-method": "PATCH",
+        "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_OR_REFUSED}},
+    },
     {  # a response exists once the answer has crossed the gap twice, not on submission
         "include-path": "/api/v1/requests/{request_id}/response",
         "include-method": "GET",

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from request_network.models import ApiKey, AuditLog, User
-from request_network.services import api_key_usage
+from request_network.services import api_key_usage, notifications
 from request_network.services.auth import unauthorized, unavailable
 from request_network.settings import RequestSettings
 from shared import audit
@@ -281,6 +281,7 @@ def rotate_key(
         target=key.key_id,
         detail={"name": key.name, "previous_valid_until": until},
     )
+    notifications.api_key_rotated(key, user_id=user.id, until=until, session=session)
     return key, parsed.key
 
 

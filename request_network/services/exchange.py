@@ -30,7 +30,7 @@ from request_network.models import (
     UserChange,
 )
 from request_network.services.arrivals import HANDLERS
-from request_network.services.notifications import ON_QUARANTINE
+from request_network.services.notifications import ON_GAP, ON_QUARANTINE
 from shared.db import utcnow
 from transfer.format import Limits, Record
 from transfer.format.spec import make_record
@@ -321,4 +321,5 @@ def import_batches(
         ON_QUARANTINE,
         streams=streams,
         other_streams=other_streams,
+        on_gap=ON_GAP,
     )

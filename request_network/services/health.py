@@ -14,11 +14,11 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
-from request_network.models import Batch, HealthSample, TaskRun
+from request_network.models import Batch, HealthSample, NotificationDelivery, TaskRun
 from request_network.schedule import beat
 from request_network.services import governed
 from request_network.settings import RequestSettings
-from shared import health_probes, history
+from shared import email_channel, health_probes, history
 from shared.db import reading
 from shared.health import HealthReport, Probe, run_probes
 from transfer.operator import health as transfer_health
@@ -48,6 +48,7 @@ def probes(settings: RequestSettings) -> list[Probe]:
         ),
         transfer_health.transfer_probe(settings, Batch, reads, timeout_s=timeout),
         transfer_health.quarantine_probe(settings, timeout_s=timeout),
+        email_channel.email_probe(settings, NotificationDelivery, reads, timeout_s=timeout),
     ]
 
 

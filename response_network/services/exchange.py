@@ -32,7 +32,7 @@ from response_network.models import (
     User,
 )
 from response_network.services.governed import refuse_settings
-from response_network.services.notifications import ON_QUARANTINE
+from response_network.services.notifications import ON_GAP, ON_QUARANTINE
 from response_network.services.result_records import result_items
 from response_network.services.user_changes import apply_user_changes, refuse_users
 from shared.db import utcnow
@@ -178,7 +178,7 @@ def import_requests(
     inbound: Inbound, transaction: Callable[[], AbstractContextManager[Session]]
 ) -> list[ImportOutcome]:
     """Import every waiting batch; quarantines are audited and acked back by the exchange."""
-    return import_inbox(Batch, inbound, HANDLERS, transaction, ON_QUARANTINE)
+    return import_inbox(Batch, inbound, HANDLERS, transaction, ON_QUARANTINE, on_gap=ON_GAP)
 
 
 @dataclass(frozen=True)

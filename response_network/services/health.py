@@ -19,12 +19,18 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from response_network.models import Batch, HealthSample, ProfileType, TaskRun
+from response_network.models import (
+    Batch,
+    HealthSample,
+    NotificationDelivery,
+    ProfileType,
+    TaskRun,
+)
 from response_network.schedule import beat
 from response_network.services import governed
 from response_network.services.search import make_client
 from response_network.settings import ResponseSettings
-from shared import health_probes, history
+from shared import email_channel, health_probes, history
 from shared.db import reading
 from shared.health import Finding, HealthReport, Probe, degraded, down, ok, run_probes
 from transfer.operator import health as transfer_health
@@ -107,6 +113,7 @@ def probes(settings: ResponseSettings) -> list[Probe]:
         transfer_health.quarantine_probe(settings, timeout_s=timeout),
         search_probe(settings, timeout),
         indices_probe(settings, reads, timeout),
+        email_channel.email_probe(settings, NotificationDelivery, reads, timeout_s=timeout),
     ]
 
 

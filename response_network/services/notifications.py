@@ -3,19 +3,23 @@ fan-out the `notify` task runs, and a user's in-app notifications."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from response_network.models import (
+    Alert,
     Notification,
     NotificationCondition,
     NotificationDelivery,
     NotificationEvent,
+    TaskRun,
     User,
+    WebhookAttempt,
+    WebhookEndpoint,
 )
-from shared import notifications
+from shared import alerts, notifications
 from shared.problems import Problem
 
 TABLES = notifications.Tables(
@@ -24,11 +28,16 @@ TABLES = notifications.Tables(
     condition=NotificationCondition,
     delivery=NotificationDelivery,
     user=User,
+    after=alerts.tracker(Alert),  # operational events open and resolve alerts
+    webhook_endpoint=WebhookEndpoint,  # webhooks (services.webhooks)
+    webhook_attempt=WebhookAttempt,
 )
 
 
 #: The import's quarantine hook: operators hear of each quarantined batch.
 ON_QUARANTINE = notifications.on_quarantine(TABLES)
+#: The import's gap hook: operators hear of a batch that arrived ahead of its sequence.
+ON_GAP = notifications.on_gap(TABLES)
 
 
 def emit(session: Session, kind: str, **event: Any) -> str | None:
@@ -41,6 +50,44 @@ def clear(session: Session, dedup_key: str, **event: Any) -> str | None:
 
 def health_alerts(report: Any, *, session: Session) -> None:
     notifications.health_alerts(session, TABLES, report, network="response")
+
+
+def operational_alerts(
+    report: Any, *, session: Session, task_names: list[str], min_free_mb: int
+) -> dict[str, dict[str, int]]:
+    """Admins and operators hear of what the detailed health and the task history show
+    wrong, once while it lasts, and when it clears: components down, tasks failing
+    repeatedly, transfer directories short of space."""
+    notifications.health_alerts(session, TABLES, report, network="response")
+    tasks = notifications.failing_tasks(session, TaskRun, task_names)
+    disk = notifications.low_disk(report, min_free_mb=min_free_mb)
+    return {
+        "task.failing": notifications.reconcile(
+            session, TABLES, "task.failing", tasks, resolved=lambda k: f"{k} succeeds again"
+        ),
+        "disk.low": notifications.reconcile(
+            session, TABLES, "disk.low", disk, resolved=lambda k: f"Disk space in {k} is back"
+        ),
+    }
+
+
+def unacked_batches(flagged: list[dict[str, Any]], *, session: Session) -> dict[str, int]:
+    """Operators hear of each batch unacknowledged past the threshold, and when it is."""
+    found = [
+        notifications.Condition(
+            key=item["file"],
+            title=f"Batch {item['file']} unacknowledged for {item['age_seconds'] / 3600:.1f} h",
+            data={k: item[k] for k in ("file", "stream", "seq", "age_seconds")},
+        )
+        for item in flagged
+    ]
+    return notifications.reconcile(
+        session,
+        TABLES,
+        "batch.unacknowledged",
+        found,
+        resolved=lambda k: f"Batch {k} acknowledged",
+    )
 
 
 def dispatch(*, session: Session) -> dict[str, int]:
@@ -74,3 +121,23 @@ def newest_id(user_id: str, *, session: Session) -> int:
 
 def since(user_id: str, after_id: int, *, session: Session) -> list[Any]:
     return notifications.since(session, TABLES, user_id, after_id)
+
+
+def escalate(settings: Any, *, session: Session, minutes: int) -> int:
+    """Unacknowledged alerts go to their next level (`shared.alerts.escalate`)."""
+    return alerts.escalate(
+        session,
+        TABLES,
+        Alert,
+        after=timedelta(minutes=minutes),
+        levels=settings.notification_escalation_levels,
+        oncall=settings.notification_oncall_emails,
+    )
+
+
+def alert_page(*, session: Session, state: str | None, limit: int, offset: int):
+    return alerts.page(session, Alert, state=state, limit=limit, offset=offset)
+
+
+def acknowledge(alert_id: int, *, session: Session, actor: str) -> Any:
+    return alerts.acknowledge(session, Alert, alert_id, actor=actor)

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from request_network import models as rq
 from request_network.services import lifecycle
+from response_network import models as rs
 from shared.db import utcnow
 from tests.transfer.protocol.test_bulk_exchange import BACKENDS, make_gap
 
@@ -67,3 +68,17 @@ def test_a_quarantined_batch_tells_the_operators(gap):
     ((kind, user, data),) = events(gap)
     assert (kind, user) == ("batch.quarantined", None)
     assert data["file"].startswith("results-response-00000001") and data["reasons"]
+
+
+def test_a_batch_ahead_of_its_sequence_tells_the_operators(gap, tmp_path):
+    gap.limit(batch_max_records=1)
+    gap.seed(2)
+    first, second = gap.export_requests().batches
+    held = tmp_path / "held"
+    held.mkdir()
+    for f in first.path.parent.glob(first.path.name + "*"):
+        f.rename(held / f.name)  # the operator carries the second batch first
+    (outcome,) = gap.import_requests()
+    assert (outcome.status, outcome.rule) == ("imported", "gap")
+    rows = gap.rs.execute(select(rs.NotificationEvent.kind, rs.NotificationEvent.data)).all()
+    assert [(k, d["seq"]) for k, d in rows] == [("batch.gap", second.seq)]

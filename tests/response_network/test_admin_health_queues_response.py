@@ -50,6 +50,8 @@ ADMIN_ROUTES = [
     ("GET", "/api/v1/admin/settings"),
     ("PUT", "/api/v1/admin/settings"),
     ("POST", "/api/v1/admin/snapshot"),
+    ("GET", "/api/v1/admin/alerts"),
+    ("POST", "/api/v1/admin/alerts/1/ack"),
 ]
 
 

@@ -32,6 +32,7 @@ EXPECTED_DEFAULTS = {
     "retention.health_history_days": 7,
     "notifications.unacked_batch_hours": 24,
     "notifications.quarantine_count": 1,
+    "notifications.escalation_minutes": 30,
     "notifications.queue_depth": 1000,
 }
 

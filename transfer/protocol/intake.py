@@ -88,7 +88,8 @@ class Inbound:
     clock: Callable[[], datetime] | None = None  # "now" for not_after checks (default: real)
 
 
-#: Runs in the transaction that records a quarantine: (session, file name, outcome).
+#: Runs in the transaction that records a quarantine (or imports a batch after a gap):
+#: (session, file name, outcome).
 OnQuarantine = Callable[[Session, str, "ImportOutcome"], None]
 
 
@@ -149,8 +150,10 @@ def import_file(
     handlers: Mapping[str, RecordHandler | BulkHandler],
     transaction: Callable[[], AbstractContextManager[Session]],
     on_quarantine: OnQuarantine | None = None,
+    on_gap: OnQuarantine | None = None,
 ) -> ImportOutcome:
-    """Import one batch exactly once, or quarantine it; never half-imports."""
+    """Import one batch exactly once, or quarantine it; never half-imports. `on_gap` runs
+    in the import's transaction when the batch leaves a gap in its stream's sequence."""
     outcome = ImportOutcome(path.name, "imported")
     try:
         with transaction() as session:
@@ -158,6 +161,8 @@ def import_file(
                 outcome.status = "skipped"  # another worker has it, or already finished it
                 return outcome
             _import(session, path, batch_model, inbound, handlers, outcome)
+            if on_gap is not None and outcome.rule == ledger.GAP:
+                on_gap(session, path.name, outcome)
     except BatchRejected as exc:
         outcome.status, outcome.rule = "quarantined", _verdict(exc)
         outcome.reasons = list(exc.reasons)
@@ -398,12 +403,13 @@ def import_inbox(
     *,
     streams: Collection[str] | None = None,
     other_streams: Collection[str] = (),
+    on_gap: OnQuarantine | None = None,
 ) -> list[ImportOutcome]:
     """Import the waiting batches: every one, or only those of `streams`, or every one but
     those of `other_streams` (a file whose name does not parse counts as no stream: only
     an import without `streams` takes it, and quarantines it)."""
     return [
-        import_file(p, batch_model, inbound, handlers, transaction, on_quarantine)
+        import_file(p, batch_model, inbound, handlers, transaction, on_quarantine, on_gap)
         for p in pending_files(inbound.inbox)
         if _wanted(p, streams, other_streams)
     ]

@@ -166,8 +166,9 @@ def sql(net: str, *statements: str, autocommit: bool = False, **params: object) 
 
 
 def seed_requests(n: int) -> None:
-    """N pending requests of 100 users, random UUIDs, a millisecond apart, with their event
-    and their outbox entry (as `request_network.services.requests.submit` leaves them)."""
+    """N pending requests of 100 users, random UUIDs, a millisecond apart, each with a
+    correlation id like those the API makes, with their event and their outbox entry (as
+    `request_network.services.requests.submit` leaves them)."""
     sql(
         "request",
         "INSERT INTO profile_types (name, index, fields, return_fields, max_size, rate_limits,"
@@ -176,17 +177,19 @@ def seed_requests(n: int) -> None:
         "INSERT INTO users (id, username, password_hash, role, profile_type, active, version,"
         " updated_at, synced_at) SELECT 'u-' || i, 'user' || i, 'x', 'user', 'articles', true,"
         " 1, now(), now() FROM generate_series(0, 99) i",
-        "INSERT INTO requests (id, user_id, profile_type, query, status, created_at, updated_at)"
+        "INSERT INTO requests (id, user_id, profile_type, query, status, created_at, updated_at,"
+        " correlation_id)"
         " SELECT md5(i::text)::uuid::text, 'u-' || mod(i, 100), 'articles',"
         " json_build_object('query', json_build_object('match', json_build_object("
         "'field', 'title', 'value', 'ferry ' || i)), 'size', 10),"
-        " 'PENDING', t, t FROM generate_series(1, %(n)s) i,"
+        " 'PENDING', t, t, md5('c' || i) FROM generate_series(1, %(n)s) i,"
         " LATERAL (SELECT timestamptz '2026-11-23 00:00:00+00'"
         " + i * interval '1 millisecond' AS t) AS ts",
         "INSERT INTO request_events (request_id, status, at, detail)"
         " SELECT id, 'PENDING', created_at, 'submitted' FROM requests",
-        "INSERT INTO request_outbox (request_id, user_id, profile_type, query, submitted_at)"
-        " SELECT id, user_id, profile_type, query, created_at FROM requests"
+        "INSERT INTO request_outbox (request_id, user_id, profile_type, query, submitted_at,"
+        " correlation_id)"
+        " SELECT id, user_id, profile_type, query, created_at, correlation_id FROM requests"
         " ORDER BY created_at, id",
         n=n,
     )
@@ -202,9 +205,10 @@ def seed_results() -> None:
     hits = ", ".join(hit.format(k=k) for k in range(3))
     sql(
         "response",
-        "INSERT INTO results (request_id, status, total, hits, error, executed_at, took_ms)"  # noqa: S608 - constants only
+        "INSERT INTO results (request_id, status, total, hits, error, executed_at, took_ms,"  # noqa: S608 - constants only
+        " correlation_id)"
         f" SELECT id, 'DONE', 3, json_build_array({hits}), NULL,"
-        " submitted_at + interval '1 second', 4 FROM imported_requests",
+        " submitted_at + interval '1 second', 4, correlation_id FROM imported_requests",
         "UPDATE imported_requests SET status = 'DONE'",
     )
     sql("response", "VACUUM ANALYZE", autocommit=True)
@@ -333,7 +337,7 @@ def run_size(n: int, with_results: bool) -> dict:
             row["requests_files"] = file_floors(sent, work)
             row["requests_copy_out"] = copy_out(
                 "request",
-                "SELECT id, user_id, profile_type, query, created_at FROM requests",
+                "SELECT id, user_id, profile_type, query, created_at, correlation_id FROM requests",
                 work / "requests.copy",
             )
             carry(work / "request" / "outbox", work / "response" / "inbox")
@@ -349,8 +353,8 @@ def run_size(n: int, with_results: bool) -> dict:
                 row["results_files"] = file_floors(sent, work)
                 row["results_copy_out"] = copy_out(
                     "response",
-                    "SELECT request_id, status, total, hits, error, executed_at, took_ms"
-                    " FROM results",
+                    "SELECT request_id, status, total, hits, error, executed_at, took_ms,"
+                    " correlation_id FROM results",
                     work / "results.copy",
                 )
                 carry(work / "response" / "outbox", work / "request" / "inbox")

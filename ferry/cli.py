@@ -74,6 +74,7 @@ def demo(
     """Run the whole cycle on embedded defaults and check the answer."""
     from ferry.demo import run_demo
 
+    configure_logging(log_format="console")  # readable lines beside the narration
     raise typer.Exit(run_demo(workdir))
 
 

@@ -31,9 +31,13 @@ from request_network.api import (
 )
 from request_network.services import governed
 from request_network.settings import RequestSettings, get_settings
+from shared import tracing
 from shared.api_docs import install_api_docs
+from shared.breaker import configure_from as configure_breakers
 from shared.http import Admission, BodySizeLimit
 from shared.http_edge import SecurityHeaders
+from shared.http_logging import RequestLogging
+from shared.http_metrics import HttpMetrics
 from shared.problems import install_problem_handlers
 from shared.reload import reloading_on_sighup
 from transfer.operator.api import PREFIX as OPERATOR_PREFIX
@@ -54,6 +58,9 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     )
     install_api_docs(app)  # /docs, from this origin, when the schema is served
     app.state.settings = settings
+    configure_breakers(settings)  # shared.breaker: this process's thresholds
+    tracing.setup(f"ferry-{settings.network_id}", settings)  # off unless configured
+    tracing.instrument_app(app)
     install_problem_handlers(app)
     users = (auth, account, requests, api_keys, rate_limits, notifications, webhooks)
     for module in (*users, operator, health, metrics):
@@ -69,5 +76,7 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
         max_bytes=app.state.settings.max_body_bytes,
         exempt_prefixes=(f"{OPERATOR_PREFIX}/inbox/",),
     )
+    app.add_middleware(HttpMetrics, fastapi_app=app)  # every request timed, refusals too
     app.add_middleware(SecurityHeaders, fastapi_app=app)  # outermost: on every reply
+    app.add_middleware(RequestLogging)  # around all: each reply logged, X-Request-ID on it
     return app

@@ -18,6 +18,7 @@ from request_network.services import (
     health,
     lifecycle,
     notifications,
+    rate_limit_notices,
     response_cache,
     response_cache_upkeep,
     webhooks,
@@ -175,15 +176,19 @@ def cache_maintenance(settings: RequestSettings) -> dict:
 
 
 def notify(settings: RequestSettings) -> dict:
-    """Fan new notification events out to in-app notifications and channel deliveries
+    """Tell the rate-limit thresholds users crossed (`services.rate_limit_notices`), fan new
+    notification events out to in-app notifications and channel deliveries
     (`shared.notifications.dispatch`), escalate unacknowledged alerts, drop read
     notifications past the retention."""
     with transaction(settings.database_url) as session:
+        crossed, forget = rate_limit_notices.tell(settings, session=session)
         minutes = governed.in_force(settings, session=session)["notifications.escalation_minutes"]
         done = notifications.dispatch(session=session)
+        done["rate_limit"] = crossed
         done["escalated"] = notifications.escalate(settings, session=session, minutes=minutes)
         older_than = utcnow() - timedelta(days=settings.notification_history_days)
         done["trimmed"] = notifications.trim(session=session, older_than=older_than)
+    forget()
     return done
 
 

@@ -115,6 +115,11 @@ class Request(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # The id of the HTTP call that submitted it (`shared.correlation`): it travels with the
+    # request's records and names it on the log lines of both networks. None: submitted
+    # before correlation ids. `traceparent`: the trace the submission ran in, if any.
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
     events: Mapped[list[RequestEvent]] = relationship(
         back_populates="request", order_by="RequestEvent.id", cascade="all, delete-orphan"
@@ -164,6 +169,8 @@ class OutboxEntry(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # A cancellation on its way: the record tells the response network not to run it.
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class RequestExport(Base):
@@ -216,6 +223,8 @@ class Response(Base):
     took_ms: Mapped[int | None] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     batch_id: Mapped[str] = mapped_column(String(36))  # no foreign key: shared.models.BULK_BATCH_ID
+    # When its owner first read it (`GET …/response`); set once.
+    first_read_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class ResponsePart(Base):

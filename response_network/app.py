@@ -25,9 +25,13 @@ from response_network.api import (
     webhooks,
 )
 from response_network.settings import ResponseSettings, get_settings
+from shared import tracing
 from shared.api_docs import install_api_docs
+from shared.breaker import configure_from as configure_breakers
 from shared.http import Admission, BodySizeLimit
 from shared.http_edge import SecurityHeaders
+from shared.http_logging import RequestLogging
+from shared.http_metrics import HttpMetrics
 from shared.problems import install_problem_handlers
 from shared.reload import reloading_on_sighup
 from transfer.operator.api import PREFIX as OPERATOR_PREFIX
@@ -46,6 +50,9 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     )
     install_api_docs(app)  # /docs, from this origin, when the schema is served
     app.state.settings = settings
+    configure_breakers(settings)  # shared.breaker: this process's thresholds
+    tracing.setup(f"ferry-{settings.network_id}", settings)  # off unless configured
+    tracing.instrument_app(app)
     install_problem_handlers(app)
     for module in (auth, operator, health, metrics, notifications, webhooks):
         app.include_router(module.router)
@@ -62,5 +69,7 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         exempt_prefixes=(f"{OPERATOR_PREFIX}/inbox/",),
     )
+    app.add_middleware(HttpMetrics, fastapi_app=app)  # every request timed, refusals too
     app.add_middleware(SecurityHeaders, fastapi_app=app)  # outermost: on every reply
+    app.add_middleware(RequestLogging)  # around all: each reply logged, X-Request-ID on it
     return app

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from shared.cli_util import emit, friendly
+from shared.cli_util import emit, fail, friendly, print_trace
 from shared.network_cli import Network, network_cli
 
 
@@ -77,6 +78,35 @@ for sub, name in (
     (governed_settings, "settings"),
 ):
     app.add_typer(sub, name=name)
+
+
+@app.command()
+@friendly
+def trace(
+    request_id: Annotated[str, typer.Argument(help="The request's id (a UUID)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+):
+    """What this network holds of one request's life: the batch it came in, every
+    execution, its result and the batch that carried the result back (acknowledged or not).
+    `ferry request trace` on the request network shows the whole life."""
+    from response_network.services import trace as trace_service
+    from shared.db import reading
+    from shared.problems import Problem
+    from shared.validation import UUID_PATTERN
+
+    if re.fullmatch(UUID_PATTERN, request_id) is None:
+        raise fail(f"not a request id: {request_id!r} (a request id is a lower-case UUID)", code=2)
+    with reading(_settings().database_url) as session:
+        try:
+            found = trace_service.trace(request_id, session=session)
+        except Problem as exc:
+            raise fail(
+                f"no request {request_id} on this network" if exc.status == 404 else exc.detail
+            ) from None
+    if as_json:
+        emit(found)
+        return
+    print_trace(found)
 
 
 @app.command()

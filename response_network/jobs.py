@@ -70,7 +70,7 @@ def execute(settings: ResponseSettings, backend: SearchBackend | None = None) ->
         chunk_size=settings.msearch_chunk,
         timeout_s=settings.search_timeout_s,
     )
-    return {"done": report.done, "failed": report.failed}
+    return {"done": report.done, "failed": report.failed, "deferred": report.deferred}
 
 
 def results_exporter(settings: ResponseSettings) -> dict:

@@ -88,6 +88,9 @@ class ImportedRequest(Base):
     batch_id: Mapped[str] = mapped_column(String(36))  # no foreign key: shared.models.BULK_BATCH_ID
     imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # As its record carried them (`shared.correlation`); None when it carried none.
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Execution(Base):
@@ -118,6 +121,9 @@ class Result(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The batch that carried it out; no foreign key: shared.models.BULK_BATCH_ID.
     batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # What its record carries back: the request's correlation id and trace context.
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Batch(BatchColumns, Base):

@@ -21,6 +21,7 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 from shared.db import utcnow
 from shared.health import describe_error
 from shared.metrics import TASK_RUNS, TASK_SECONDS
+from shared.task_logging import install as install_task_logging
 
 log = logging.getLogger("ferry.tasks")
 
@@ -39,7 +40,19 @@ def beat_schedule(
     }
 
 
-def make_celery(name: str, *, broker: str, eager: bool, queue: str, beat: dict) -> Celery:
+def make_celery(
+    name: str,
+    *,
+    broker: str,
+    eager: bool,
+    queue: str,
+    beat: dict,
+    visibility_timeout_s: float = 3600,
+) -> Celery:
+    """The network's Celery app. Tasks ack late: a task cut off with its worker (SIGKILL, a
+    lost host) runs again, on Redis once `visibility_timeout_s` has passed since it was taken
+    (FERRY_<NET>_BROKER_VISIBILITY_TIMEOUT_S; docs/OPERATIONS.md, "Stopping processes")."""
+    install_task_logging()  # the house log format; task name and id on a task's lines
     backend = "cache+memory://" if broker.startswith("memory://") else broker
     app = Celery(name, broker=broker, backend=backend)
     app.conf.update(
@@ -49,6 +62,7 @@ def make_celery(name: str, *, broker: str, eager: bool, queue: str, beat: dict) 
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": visibility_timeout_s},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

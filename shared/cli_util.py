@@ -44,3 +44,36 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise fail(str(exc)) from None
 
     return run
+
+
+def print_trace(found: dict[str, Any]) -> None:
+    """A request's trace (`ferry request trace`, `ferry response trace`): a few lines about
+    the request, then a table of its steps, a step not reached yet shown as "not yet"."""
+    from rich.table import Table
+
+    from shared.security.clock import as_utc
+
+    who = found.get("username") or found["user_id"]
+    for label, value in (
+        ("request", found["request_id"]),
+        ("correlation id", found["correlation_id"] or "(none)"),
+        ("user", who),
+        ("status", f"{found['status']} (sending {found['attempt']})"),
+    ):
+        console.print(f"{label:<15}{escape(str(value))}", highlight=False)
+    with_network = any("network" in step for step in found["steps"])
+    table = Table()
+    table.add_column("step", no_wrap=True)
+    if with_network:
+        table.add_column("network", no_wrap=True)
+    table.add_column("at (UTC)", no_wrap=True)
+    table.add_column("what", overflow="fold")
+    for step in found["steps"]:
+        at = step["at"]
+        if at is not None:
+            when = as_utc(at).isoformat(timespec="milliseconds").removesuffix("+00:00")
+        else:
+            when = "not yet" if step.get("done") is False else "-"
+        cells = [step["step"], *([step["network"]] if with_network else []), when]
+        table.add_row(*cells, escape(step["summary"] or ""))
+    console.print(table)

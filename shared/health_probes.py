@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from shared import celery_control
+from shared import breaker, celery_control
 from shared.cache import get_redis
 from shared.db import reading, utcnow
 from shared.health import Finding, Probe, degraded, down, ok
@@ -90,6 +90,24 @@ def redis_probe(url: str, timeout_s: float) -> Probe:
         return ok(latency_ms=_ms(started))
 
     return Probe("redis", check, timeout_s)
+
+
+def breakers_probe(timeout_s: float) -> Probe:
+    """This process's circuit breakers (`shared.breaker`): degraded while one is not closed
+    (its dependency failing: calls to it fail at once until the cool-down ends)."""
+
+    def check() -> Finding:
+        found = breaker.snapshots()
+        tripped = {name: b for name, b in found.items() if b["state"] != breaker.CLOSED}
+        if tripped:
+            why = ", ".join(
+                f"{name} {b['state'].replace('_', '-')} (next try in {b['retry_after_s']:.0f} s)"
+                for name, b in tripped.items()
+            )
+            return degraded(f"circuit breaker: {why}", breakers=found)
+        return ok("every circuit closed" if found else "no call made yet", breakers=found)
+
+    return Probe("circuit_breakers", check, timeout_s)
 
 
 def broker_probe(broker: str, *, eager: bool, timeout_s: float) -> Probe:

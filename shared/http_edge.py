@@ -24,13 +24,17 @@ STRICT_CSP = (
 )
 
 
-def _leaf_routes(routes: list[BaseRoute]) -> Iterator[Route]:
+def leaf_routes(routes: list[BaseRoute], *, mounts: bool = False) -> Iterator[BaseRoute]:
+    """The routes an app answers, inside its routers; with `mounts`, also each mount of
+    something that is not a router (static files)."""
     for route in routes:
         inner = getattr(route, "original_router", None) or getattr(route, "app", None)
         if isinstance(route, Route):
             yield route
         elif inner is not None and hasattr(inner, "routes"):
-            yield from _leaf_routes(inner.routes)
+            yield from leaf_routes(inner.routes, mounts=mounts)
+        elif mounts and isinstance(getattr(route, "path", None), str):
+            yield route
 
 
 def allowed_methods(app, path: str) -> list[str]:
@@ -40,7 +44,7 @@ def allowed_methods(app, path: str) -> list[str]:
     scope = {"type": "http", "path": path, "root_path": "", "method": "OPTIONS"}
     matching = [
         route
-        for route in _leaf_routes(app.router.routes)
+        for route in leaf_routes(app.router.routes)
         if route.methods and route.matches(scope)[0] is not Match.NONE
     ]
     fewest = min((route.path.count("{") for route in matching), default=0)

@@ -21,12 +21,15 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     values,
 )
 from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from shared import breaker
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _HOST = socket.gethostname().replace("_", "-")  # `_` splits the file name's parts
@@ -87,6 +90,49 @@ SEARCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+# HTTP (shared.http_metrics, on both APIs) ---------------------------------------------------
+HTTP_SECONDS = Histogram(
+    "ferry_http_request_duration_seconds",
+    "HTTP requests from arrival to the end of the reply, by route template, method and "
+    "status class; the wait for admission included.",
+    ["route", "method", "status"],  # "/api/v1/requests/{request_id}", "GET", "2xx"
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "ferry_http_requests_in_flight",
+    "HTTP requests inside the API now (waiting for admission or being served).",
+    multiprocess_mode="livesum",  # the sum over the processes that are running
+)
+
+# Circuit breakers (DESIGN.md §11) -----------------------------------------------------------
+#: A breaker's states as the gauge reads them.
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+BREAKER_STATE = Gauge(
+    "ferry_circuit_breaker_state",
+    "Circuit breaker state by dependency: 0 closed, 1 half-open, 2 open (with several "
+    "processes, the most open of them).",
+    ["dependency"],  # "search", "redis"
+    multiprocess_mode="livemax",
+)
+
+
+def set_breaker_state(dependency: str, state: str) -> None:
+    """Show `dependency`'s breaker as `state` (`closed`, `half_open` or `open`) in this
+    process."""
+    if state not in BREAKER_STATES:
+        raise ValueError(f"unknown breaker state {state!r}: one of {', '.join(BREAKER_STATES)}")
+    BREAKER_STATE.labels(dependency).set(BREAKER_STATES[state])
+
+
+breaker.on_change(set_breaker_state)  # every breaker of this process, as it moves
+
+
+def declare_breakers(*dependencies: str) -> None:
+    """Give each dependency's breaker a series (closed) unless this process has set one, so
+    a scrape shows every breaker of the network before any of them has moved."""
+    for dependency in dependencies:
+        BREAKER_STATE.labels(dependency)
+
 
 class _Live:
     """A collector of values read at scrape time (gauges from a COUNT, queue depths)."""
@@ -114,10 +160,16 @@ def exposition(live: Iterable[Metric] = ()) -> bytes:
 
 __all__ = [
     "BATCHES",
+    "BREAKER_STATE",
+    "BREAKER_STATES",
+    "HTTP_IN_FLIGHT",
+    "HTTP_SECONDS",
     "RATELIMIT_DECISIONS",
     "RATELIMIT_REDIS_UNAVAILABLE",
     "SEARCH_SECONDS",
     "TASK_RUNS",
     "TASK_SECONDS",
+    "declare_breakers",
     "exposition",
+    "set_breaker_state",
 ]

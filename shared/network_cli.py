@@ -6,6 +6,7 @@ network package and `ferry --help` stays fast. (No `from __future__ import annot
 Typer must resolve the commands' signatures, which use an alias local to `network_cli`.)
 """
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,17 @@ import typer
 
 from shared.cli_util import emit, fail, friendly
 
+#: How long uvicorn waits for a new worker process of `serve --workers N` to answer.
+WORKER_READY_TIMEOUT_S = 30
 #: uvicorn's HTTP protocol for `serve` (see shared.http.NoDelayHTTP).
 SERVE_HTTP = "shared.http:NoDelayHTTP"
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    """SIGTERM to a one-process `serve` outside uvicorn's own handler: before uvicorn serves
+    (nothing to finish), or passed on by uvicorn once its graceful shutdown is over (uvicorn
+    raises the signal again after restoring this handler). A stop asked for: exit 0."""
+    raise SystemExit(0)
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,11 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
     ]
 
     def settings(transfer_dir: Path | None = None):
-        from shared.logs import set_level
+        from shared.logs import set_format, set_level
 
         loaded = net.settings()
         set_level(loaded.log_level)  # FERRY_<NET>_LOG_LEVEL, from here on
+        set_format(loaded.log_format)  # FERRY_<NET>_LOG_FORMAT, likewise
         if transfer_dir is not None:
             loaded = loaded.model_copy(update={"transfer_dir": transfer_dir})
         return loaded
@@ -84,6 +95,8 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
         """Serve the network's API with uvicorn.
 
         SIGHUP reloads the local settings (docs/OPERATIONS.md, "Reloading local settings").
+
+        SIGTERM stops it gracefully (docs/OPERATIONS.md, "Stopping processes").
         """
         import uvicorn
 
@@ -91,10 +104,16 @@ def network_cli(net: Network, *, help: str) -> tuple[typer.Typer, Callable[..., 
 
         loaded = starting()
         options = {"host": host, "port": port, "proxy_headers": False, "http": SERVE_HTTP}
-        options["log_config"] = uvicorn_log_config(loaded.log_level)
+        options["log_config"] = uvicorn_log_config(loaded.log_level, loaded.log_format)
+        options["timeout_graceful_shutdown"] = loaded.shutdown_grace_s
         if workers == 1:
-            uvicorn.run(net.create_app(loaded), **options)
+            app = net.create_app(loaded)
+            signal.signal(signal.SIGTERM, _stopped)
+            uvicorn.run(app, **options)
         else:  # each worker process builds the app from the same environment
+            # A worker process imports and builds the whole app before it answers uvicorn's
+            # health check: on a busy host that takes longer than uvicorn's 5 s default.
+            options["timeout_worker_healthcheck"] = WORKER_READY_TIMEOUT_S
             uvicorn.run(net.app_factory, factory=True, workers=workers, **options)
 
     @app.command()

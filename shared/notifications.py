@@ -152,9 +152,13 @@ def emit_for_users(
     session: Session, tables: Tables, kind: str, items: Iterable[Mapping[str, Any]]
 ) -> int:
     """One event per item (`user_id`, `title`, `body`, `data`), in one statement: for causes
-    that touch many users at once (an import completing thousands of requests)."""
-    rows = [
-        _row(
+    that touch many users at once (an import completing thousands of requests). An item may
+    bring its event's `id` (a uuid): an event of that id already written is left as it is,
+    so a cause handled twice (read again after a crash) notifies once. The events written."""
+    items = list(items)
+    rows = []
+    for item in items:
+        row = _row(
             kind,
             title=item["title"],
             body=item.get("body", ""),
@@ -162,10 +166,16 @@ def emit_for_users(
             user_id=item["user_id"],
             dedup_key=None,
         )
-        for item in items
-    ]
-    if rows:
-        session.execute(tables.event.__table__.insert(), rows)
+        row["id"] = item.get("id") or row["id"]
+        rows.append(row)
+    if not rows:
+        return 0
+    table = tables.event.__table__
+    if any("id" in item for item in items):
+        make = pg_insert if is_postgres(session) else sqlite_insert
+        statement = make(table).on_conflict_do_nothing(index_elements=["id"])
+        return len(session.execute(statement.returning(table.c.id), rows).all())
+    session.execute(table.insert(), rows)
     return len(rows)
 
 

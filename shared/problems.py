@@ -207,7 +207,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             500, "Internal server error", body_detail, instance=request.url.path
         )
         response.headers["X-Error-ID"] = error_id
-        # Sent by Starlette's outermost error middleware, past the SecurityHeaders guard.
+        # Sent by Starlette's outermost error middleware, past the SecurityHeaders guard and
+        # the request log (shared.http_logging), which left the request's id in its state.
+        if request_id := getattr(request.state, "request_id", None):
+            response.headers["X-Request-ID"] = request_id
         for name, value in SECURITY_HEADERS.items():
             response.headers[name.decode()] = value.decode()
         return response
@@ -237,6 +240,7 @@ def _log_error(request: Request, exc: Exception, *, level: int) -> str:
         request.url.path,
         type(exc).__name__,
         exc_info=exc,
+        extra={"error_id": error_id, "request_id": getattr(request.state, "request_id", None)},
     )
     return error_id
 

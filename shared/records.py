@@ -35,7 +35,10 @@ __all__ = [
     "RECORD_MODELS",
     "RECORD_TYPES_BY_STREAM",
     "STREAMS",
+    "CORRELATION_ID_PATTERN",
+    "TRACEPARENT_PATTERN",
     "AckData",
+    "CorrelationId",
     "NotificationPreferences",
     "ProfileTypeData",
     "RateLimitOverrides",
@@ -45,6 +48,7 @@ __all__ = [
     "RequestData",
     "ResultData",
     "SettingData",
+    "Traceparent",
     "UserChangeData",
     "UserData",
     "validate_record",
@@ -118,20 +122,37 @@ class RateLimitOverrides(_Data):
     day: RateLimitValue | None = None
 
 
+#: A request's correlation id: the `X-Request-ID` it was submitted with (the letters, digits
+#: and `._:-` the API's edge accepts), or the id the edge made for it.
+CORRELATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+CorrelationId = Annotated[
+    StrictStr, Field(min_length=1, max_length=128, pattern=CORRELATION_ID_PATTERN)
+]
+#: W3C trace context, version 00: `00-<trace id>-<parent span id>-<flags>`, lower-case hex.
+TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+Traceparent = Annotated[StrictStr, Field(min_length=55, max_length=55, pattern=TRACEPARENT_PATTERN)]
+
+
 class RequestData(_Data):
     """``requests`` stream, type ``request``; record id = request UUID, version = which
     sending of the request it is (1, then one more per retry). ``cancelled``: the request
-    was cancelled; the response network must not run this sending (or an earlier one)."""
+    was cancelled; the response network must not run this sending (or an earlier one).
+    ``correlation_id``: the id the request was submitted under, on every log line of its
+    life on both networks; ``traceparent``: the trace the submission ran in. Writers leave
+    both out when they have none."""
 
     user_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     profile_type: ProfileTypeName
     query: dict[str, Any]
     submitted_at: Timestamp
     cancelled: StrictBool = False
+    correlation_id: CorrelationId | None = None
+    traceparent: Traceparent | None = None
 
 
 class ResultData(_Data):
-    """``results`` stream, type ``result``; record id = request UUID."""
+    """``results`` stream, type ``result``; record id = request UUID. ``correlation_id`` and
+    ``traceparent``: those of the request it answers (left out when it had none)."""
 
     status: Literal["DONE", "FAILED"]
     total: NonNegativeInt | None
@@ -141,6 +162,8 @@ class ResultData(_Data):
     took_ms: NonNegativeInt | None
     part: NonNegativeInt = 0
     parts: Annotated[StrictInt, Field(ge=1)] = 1
+    correlation_id: CorrelationId | None = None
+    traceparent: Traceparent | None = None
 
     @model_validator(mode="after")
     def _part_in_range(self) -> ResultData:

@@ -13,7 +13,7 @@ from pydantic import BeforeValidator, Field, IPvAnyNetwork, SecretStr, model_val
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db import POOL_SIZE
-from shared.logs import default_level
+from shared.logs import default_format, default_level
 from shared.records import Email
 from shared.webhook_rules import AllowedHost, SealingKey
 
@@ -24,6 +24,10 @@ NetworkId = str
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+]
+LogFormat = Annotated[
+    Literal["auto", "json", "console"],
+    BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
 ]
 
 
@@ -109,10 +113,18 @@ class FerrySettings(BaseSettings):
 
     # DEBUG, INFO, WARNING, ERROR or CRITICAL; FERRY_LOG_LEVEL (both networks), else INFO.
     log_level: LogLevel = Field(default_factory=default_level)
+    # json (one object per line), console (readable lines) or auto: console on a terminal,
+    # json otherwise. FERRY_LOG_FORMAT (both networks), else auto. Read at start.
+    log_format: LogFormat = Field(default_factory=default_format)
 
     database_url: str = "sqlite:///var/ferry.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str | None = None  # defaults to redis_url
+    # Redis as broker: a task taken by a worker that died without finishing it (SIGKILL, a
+    # lost host) goes back to the queue this long after it was taken. Keep it above the
+    # longest task run (hard time limits up to 930 s), or a task still running is handed to a
+    # second worker (safe, every task may run twice, but wasted work).
+    broker_visibility_timeout_s: int = Field(default=3600, ge=1)
     celery_eager: bool = False  # run tasks in-process (demo)
 
     transfer_dir: Path = Path("var/transfer")
@@ -150,6 +162,15 @@ class FerrySettings(BaseSettings):
     acked_batches: Literal["keep", "delete"] = "keep"
     # A sent batch still unacknowledged after this long is flagged (log line + audit row).
     unacked_flag_hours: float = Field(default=24, gt=0)
+
+    # Tracing (shared.tracing): the OTLP/HTTP endpoint spans go to; unset (and no
+    # OTEL_EXPORTER_OTLP_ENDPOINT in the environment): no tracing at all.
+    otel_endpoint: str | None = Field(default=None, max_length=2048)
+
+    # Circuit breakers (shared.breaker) around Redis and the search cluster: this many
+    # failures in a row open one, calls then fail at once for the cool-down (seconds).
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
 
     # Detailed health and the admin queue views (docs/OPERATIONS.md): each probe's
     # own timeout, how long Celery's remote control waits for workers, the free space below
@@ -227,6 +248,9 @@ class FerrySettings(BaseSettings):
     api_queue: int = Field(default=200, ge=0)
     api_queue_wait_s: float = Field(default=10.0, gt=0)
     api_retry_after_s: int = Field(default=2, ge=1)
+    # A stopping API process (SIGTERM) takes no new connection and waits this long at most
+    # for those open (requests in flight, notification streams), then cancels what is left.
+    shutdown_grace_s: float = Field(default=30.0, gt=0, le=3600)
 
     # The interactive API docs (/docs) and the schema (/openapi.json) describe every route to
     # anyone who asks, so they are served only when asked for (always in the demo).

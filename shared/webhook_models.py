@@ -14,8 +14,9 @@ from shared.models import Timestamp
 
 class WebhookEndpointColumns:
     """A user's webhook endpoint: where the events it subscribes to are POSTed, signed with
-    its secret (kept sealed: `shared.webhook_rules.Sealer`). An endpoint whose deliveries keep
-    failing is disabled (`active` false, with the reason) until its owner enables it again."""
+    its secret (kept sealed: `shared.webhook_rules.Sealer`); for a while after a rotation,
+    with the previous one as well. An endpoint whose deliveries keep failing is disabled
+    (`active` false, with the reason) until its owner enables it again."""
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -23,6 +24,9 @@ class WebhookEndpointColumns:
     description: Mapped[str] = mapped_column(String(500), default="")
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
     secret: Mapped[str] = mapped_column(String(255))
+    # After a rotation the old secret also signs, until `previous_secret_until` (sealed too)
+    previous_secret: Mapped[str | None] = mapped_column(String(255))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(Timestamp)
     active: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -76,6 +76,7 @@ class Job:
     body: bytes
     secret: str | None  # None: it could not be unsealed
     problem: str | None = None  # refused before sending
+    previous: str | None = None  # the secret before a rotation, while it still signs
 
 
 @dataclass(frozen=True)
@@ -172,8 +173,9 @@ def _claim(
             continue
         try:
             secret, problem = keys.open(endpoint.secret, endpoint.id), None
+            previous = _previous(keys, endpoint, now)
         except ValueError:
-            secret = None
+            secret = previous = None
             problem = "the endpoint's secret does not open (was webhook_secret_key changed?)"
         row.next_attempt_at = lease
         jobs.append(
@@ -188,10 +190,19 @@ def _claim(
                 body=payload(event, network=settings.network_id),
                 secret=secret,
                 problem=problem,
+                previous=previous,
             )
         )
     session.flush()
     return jobs, given_up
+
+
+def _previous(keys: Any, endpoint: Any, now: datetime) -> str | None:
+    """The secret before the last rotation, while it still signs."""
+    until = endpoint.previous_secret_until
+    if endpoint.previous_secret is None or until is None or as_utc(until) <= now:
+        return None
+    return keys.open(endpoint.previous_secret, endpoint.id)
 
 
 def _by_id(session: Session, model: type, ids: Iterable[str]) -> dict[str, Any]:
@@ -233,7 +244,11 @@ def _send(client: httpx.Client, allow: AllowList, job: Job, clock: Callable[[], 
         "user-agent": USER_AGENT,
         "webhook-id": job.event_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(job.secret, job.event_id, timestamp, job.body),
+        "webhook-signature": " ".join(
+            sign(key, job.event_id, timestamp, job.body)
+            for key in (job.secret, job.previous)
+            if key
+        ),
     }
     # Connect to an address just checked (the next one if it refuses the connection), never
     # to a second lookup's answer; TLS still verifies the certificate for the name.

@@ -1,5 +1,6 @@
 """A user's webhook endpoints, the same on both networks (docs/NOTIFICATIONS.md, "Webhooks"):
-create one (its secret shown once), list, read, change, delete, and read its delivery log.
+create one (its secret shown once), list, read, change, delete, rotate its secret, read its
+delivery log and send a delivery again.
 
 Every function takes the session (the caller's entry point commits) and the network's
 `shared.notifications.Tables`. The caller is the signed-in user: an endpoint of someone
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -179,6 +180,44 @@ def remove(session: Session, tables: Any, caller: Any, endpoint_id: str) -> None
     session.flush()
 
 
+def rotate_secret(
+    session: Session, tables: Any, settings: Any, caller: Any, endpoint_id: str, *, hours: int
+) -> tuple[Any, str]:
+    """A new secret for the endpoint ("whsec_…", shown once). For `hours` (0: none) the old
+    one signs too, a second signature beside the new one in `webhook-signature`, so the
+    receiver can change its key without refusing a delivery meanwhile."""
+    row = get(session, tables, caller, endpoint_id, lock=True)
+    secret, now = new_secret(), utcnow()
+    row.previous_secret = row.secret if hours else None
+    row.previous_secret_until = now + timedelta(hours=hours) if hours else None
+    row.secret = sealer(settings).seal(secret, row.id)
+    row.updated_at = now
+    session.flush()
+    return row, secret
+
+
+def replay(session: Session, tables: Any, caller: Any, endpoint_id: str, delivery_id: int) -> Any:
+    """Send one of the endpoint's deliveries again (sent or given up): the same event, so
+    the same `webhook-id`; its attempts count on. A 409 while it is still to be sent or the
+    endpoint is disabled."""
+    endpoint = get(session, tables, caller, endpoint_id)
+    d = tables.delivery
+    row = session.scalars(
+        select(d)
+        .where(d.id == delivery_id, d.channel == "webhook", d.target == endpoint.id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise Problem(404, "Not found", f"no delivery {delivery_id} of webhook {endpoint_id}")
+    if row.status in WAITING:
+        raise Problem(409, "Conflict", f"delivery {delivery_id} is still to be sent")
+    if not endpoint.active:
+        raise Problem(409, "Conflict", f"webhook {endpoint_id} is disabled: enable it first")
+    row.status, row.next_attempt_at, row.last_error = "pending", utcnow(), None
+    session.flush()
+    return row
+
+
 def give_up(session: Session, tables: Any, endpoint_ids: Sequence[str], why: str) -> int:
     """Mark the waiting webhook deliveries to these endpoints dead."""
     d = tables.delivery
@@ -224,6 +263,8 @@ __all__ = [
     "give_up",
     "list_endpoints",
     "remove",
+    "replay",
+    "rotate_secret",
     "sealer",
     "trim",
 ]

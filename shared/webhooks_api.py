@@ -1,5 +1,6 @@
 """The webhook routes, the same on both networks (docs/NOTIFICATIONS.md, "Webhooks"): a user's
-endpoints (create, list, read, change, delete) and each one's delivery log.
+endpoints (create, list, read, change, delete, rotate the secret), each one's delivery log,
+and sending a delivery again.
 
 Each network builds the router with its own caller dependency and a `work(caller)` that
 opens the caller's unit of work and gives (session, user); `service` is the network's
@@ -24,6 +25,7 @@ from shared.webhook_rules import MAX_URL, webhook_url
 PREFIX = "/api/v1/webhooks"
 
 WebhookId = Annotated[str, StringConstraints(min_length=36, max_length=36, pattern=UUID_PATTERN)]
+DeliveryId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 WebhookUrl = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_URL, pattern=NO_CONTROL),
@@ -93,6 +95,26 @@ class WebhookCreated(WebhookOut):
     secret: str = Field(
         description="The signing secret (whsec_…, Standard Webhooks): shown in this reply only"
     )
+
+
+class RotateSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    previous_valid_hours: int = Field(
+        default=24,
+        ge=0,
+        le=168,
+        description="How long the old secret signs too (a second signature), while the "
+        "receiver changes its key; 0: the old secret stops at once",
+    )
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: str = Field(description="Sent as webhook-id: the same on every retry and replay")
+    status: str = Field(description="pending: to be sent by the next run of send_webhooks")
+    attempts: int
+    next_attempt_at: datetime
 
 
 class WebhookPage(BaseModel):
@@ -199,6 +221,40 @@ def build_router(
         with work(caller) as (session, user):
             service.remove(user, webhook_id, session=session)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.post(
+        f"{PREFIX}/{{webhook_id}}/rotate-secret", response_model=WebhookCreated, responses=found
+    )
+    def rotate_webhook_secret(
+        caller: user_dep,
+        webhook_id: WebhookId,
+        response: Response,
+        body: RotateSecret | None = None,
+    ) -> Any:
+        """A new signing secret, in this reply only. The old one keeps signing beside it for
+        `previous_valid_hours` (default 24), so deliveries verify during the change."""
+        response.headers.update(NO_STORE)
+        hours = (body or RotateSecret()).previous_valid_hours
+        with work(caller) as (session, user):
+            row, secret = service.rotate_secret(
+                caller.settings, user, webhook_id, session=session, hours=hours
+            )
+            return WebhookCreated(**_out(row).model_dump(), secret=secret)
+
+    @router.post(
+        f"{PREFIX}/{{webhook_id}}/deliveries/{{delivery_id}}/replay",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=DeliveryOut,
+        responses={**found, 409: {"description": "Still to be sent, or the endpoint disabled"}},
+    )
+    def replay_webhook_delivery(
+        caller: user_dep, webhook_id: WebhookId, delivery_id: DeliveryId
+    ) -> DeliveryOut:
+        """Send a delivery again (one sent, or given up): the same event and `webhook-id`,
+        by the next run of the sender."""
+        with work(caller) as (session, user):
+            row = service.replay(user, webhook_id, delivery_id, session=session)
+            return DeliveryOut.model_validate(row, from_attributes=True)
 
     @router.get(f"{PREFIX}/{{webhook_id}}/deliveries", response_model=AttemptPage, responses=found)
     def webhook_deliveries(

@@ -65,6 +65,17 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 RUN_SUFFIX = os.environ.get("PYTEST_XDIST_WORKER", "main") + f"_{os.getpid()}"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_circuit_breakers() -> Iterator[None]:
+    """Each test starts with this process's breakers closed: a test that makes Redis or the
+    search cluster fail must not leave a breaker open for the next one."""
+    from shared import breaker
+
+    breaker.reset()
+    yield
+    breaker.reset()
+
+
 def _drop_database(name: str) -> None:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

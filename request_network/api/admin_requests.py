@@ -1,16 +1,17 @@
-"""Admin: every user's requests, to follow one or find the stuck ones; cancel or retry one."""
+"""Admin: every user's requests, to follow one or find the stuck ones; the life of one
+across both networks (its trace); cancel or retry one."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from request_network.api.deps import AdminDep
-from request_network.services import admin_requests, lifecycle
+from request_network.services import admin_requests, lifecycle, trace
 from shared.validation import PageLimit, PageOffset, RequestId, UserId
 
 router = APIRouter(tags=["admin-requests"])
@@ -65,6 +66,44 @@ def list_requests(
     return AdminRequestPage(
         items=[AdminRequestRow(**r) for r in rows], total=total, limit=limit, offset=offset
     )
+
+
+class TraceStep(BaseModel):
+    step: trace.StepName = Field(description="the steps come in this order (`services.trace`)")
+    network: Literal["request", "response"] = Field(description="the network it happens on")
+    done: bool = Field(description="whether it has happened (as far as this network knows)")
+    at: datetime | None = Field(description="when (null: not yet, or not known here)")
+    summary: str
+    batch_id: str | None = None
+    batch_file: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RequestTrace(BaseModel):
+    request_id: str
+    correlation_id: str | None = Field(
+        description="the id it was submitted under (X-Request-ID), on the log lines of its "
+        "life on both networks; null for requests from before correlation ids"
+    )
+    traceparent: str | None
+    user_id: str
+    username: str | None
+    status: str
+    attempt: int
+    steps: list[TraceStep]
+
+
+@router.get(
+    "/api/v1/admin/requests/{request_id}/trace",
+    response_model=RequestTrace,
+    responses={404: {"description": "No such request"}},
+)
+def trace_request(caller: AdminDep, request_id: RequestId) -> RequestTrace:
+    """The life of one request across both networks, from what this network holds: submitted,
+    exported, imported and executed on the response network, its result exported back and
+    imported here, first read. A step not reached yet has no time."""
+    with caller.reads() as unit:
+        return RequestTrace(**trace.trace(request_id, session=unit.session))
 
 
 class RequestAction(BaseModel):

@@ -21,6 +21,7 @@ from request_network.services.auth import unauthorized
 from request_network.settings import RequestSettings
 from shared.cache import get_redis
 from shared.db import reading, transaction
+from shared.http_logging import identify
 from shared.problems import Problem
 from shared.security.api_keys import looks_like_key, scopes_for_role
 
@@ -149,7 +150,9 @@ async def current_principal(
             raise unauthorized("not authenticated: send Authorization: Bearer <token> or X-API-Key")
         if looks_like_key(token):
             raise unauthorized("API keys go in the X-API-Key header, not in Authorization")
-    return await run_in_threadpool(_authenticate, request, settings, token or None, api_key)
+    principal = await run_in_threadpool(_authenticate, request, settings, token or None, api_key)
+    identify(request, principal.user.id)  # on the request's log lines (shared.http_logging)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

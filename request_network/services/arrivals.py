@@ -42,6 +42,7 @@ from request_network.models import (
     User,
 )
 from request_network.services import governed, notifications, response_cache
+from shared import correlation, tracing
 from shared.db import utcnow
 from shared.governed import InvalidSettings, lookup
 from shared.records import ProfileTypeData, SettingData, UserData
@@ -128,13 +129,18 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     """
     table = Request.__table__
     ids = [rec.id for rec in records]
-    sendings = bulk.rows_by_key(session, table, "id", ids, ("attempt", "status", "user_id"))
+    columns = ("attempt", "status", "user_id", "correlation_id")
+    sendings = bulk.rows_by_key(session, table, "id", ids, columns)
     for rec in records:
         if rec.id not in sendings:
             raise RecordRefused(rec, "result for a request this network never sent")
+        _check_correlation(rec, sendings[rec.id][3])
     aside = {rec.id: rec for rec in records if _set_aside(rec, *sendings[rec.id][:2])}
     if aside:
         _note_set_aside(session, aside, sendings)
+        correlation.log_requests(
+            "answers set aside", [(rid, sendings[rid][3]) for rid in aside], batch_id=batch_id
+        )
         records = [rec for rec in records if rec.id not in aside]
     results = collect_results(records, batch_id, session=session)
     if not results:
@@ -173,10 +179,38 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     # A request sent again (see `requeue`) and answered meanwhile need not go out once more.
     bulk.delete_in(session, OutboxEntry.__table__, "request_id", list(applied), defer=True)
     bulk.expire_loaded(session, Request, applied)
+    correlation.log_requests(
+        "answers imported", [(rid, sendings[rid][3]) for rid in applied], batch_id=batch_id
+    )
+    if tracing.enabled():
+        _trace_arrivals([rec for rec, _ in results if rec.id in applied], batch_id)
     _notify_owners(session, applied, sendings)
     if replaced:
         bulk.expire_loaded(session, Response, replaced)
         response_cache.invalidate_on_commit(session, request_ids=replaced)
+
+
+def _trace_arrivals(records: list[Record], batch_id: str) -> None:
+    """With tracing on, each answer's arrival as a span under its execution's (the result
+    record's `traceparent`), so the query's trace ends on this network."""
+    for rec in records:
+        attributes = {"ferry.request_id": rec.id, "ferry.batch_id": batch_id}
+        with tracing.span_from(rec.data.get("traceparent"), "ferry.result.imported", attributes):
+            pass
+
+
+def _check_correlation(rec: Record, stored: str | None) -> None:
+    """A result names the correlation id of the request it answers; another one is logged
+    (the answer is still the request's: its id says so)."""
+    carried = rec.data.get("correlation_id")
+    if carried is not None and carried != stored:
+        correlation.log.warning(
+            "the answer to request %s carries correlation id %r, not the request's %r",
+            rec.id,
+            carried,
+            stored,
+            extra=correlation.fields(rec.id, stored),
+        )
 
 
 def _set_aside(rec: Record, attempt: int, status: str) -> bool:

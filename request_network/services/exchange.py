@@ -31,6 +31,7 @@ from request_network.models import (
 )
 from request_network.services.arrivals import HANDLERS
 from request_network.services.notifications import ON_GAP, ON_QUARANTINE
+from shared import correlation
 from shared.db import utcnow
 from transfer.format import Limits, Record
 from transfer.format.spec import make_record
@@ -81,11 +82,18 @@ def export_requests(
     """
     now = utcnow()
 
-    seq_of: dict[str, int] = {}  # outbox seq of each request read and not yet marked
+    # Per request read and not yet marked: its outbox seq and its correlation id.
+    seq_of: dict[str, tuple[int, str | None]] = {}
 
     def on_batch(batch: ExportedBatch, ids: list[str]) -> None:
-        seqs = [seq_of.pop(rid) for rid in ids]
-        mark_exported(ids, seqs, session=session, batch_id=batch.batch_id, at=now)
+        read = [seq_of.pop(rid) for rid in ids]
+        mark_exported(
+            ids, [seq for seq, _ in read], session=session, batch_id=batch.batch_id, at=now
+        )
+        correlation.log_requests(
+            f"exported in {batch.path.name}",
+            [(rid, cid) for rid, (_, cid) in zip(ids, read, strict=True)],
+        )
 
     def records(room: Limits) -> Iterator[Record]:
         # A page per batch: rows for the next batch are in hand while this one is marked.
@@ -113,6 +121,8 @@ _COLUMNS = (
     OutboxEntry.submitted_at,
     OutboxEntry.attempt,
     OutboxEntry.cancelled,
+    OutboxEntry.correlation_id,
+    OutboxEntry.traceparent,
 )
 
 
@@ -126,12 +136,14 @@ def _pending_rows(limit: int | None, page: int, *, session: Session) -> Iterator
 
 
 def _pending_records(
-    limit: int | None, page: int, seq_of: dict[str, int], *, session: Session
+    limit: int | None, page: int, seq_of: dict[str, tuple[int, str | None]], *, session: Session
 ) -> Iterator[Record]:
+    """The outbox's records. Fields a request does not have are left out of its record (not
+    sent as null): a reader from before them takes such a record as it always did."""
     loads, when = orjson.loads, bulk.wire_time
     rows = _pending_rows(limit, page, session=session)
-    for seq, rid, user_id, profile_type, query, submitted_at, attempt, cancelled in rows:
-        seq_of[rid] = seq
+    for seq, rid, user_id, profile_type, query, submitted_at, attempt, cancelled, cid, tp in rows:
+        seq_of[rid] = (seq, cid)
         data = {
             "user_id": user_id,
             "profile_type": profile_type,
@@ -140,6 +152,10 @@ def _pending_records(
         }
         if cancelled:
             data["cancelled"] = True
+        if cid is not None:
+            data["correlation_id"] = cid
+        if tp is not None:
+            data["traceparent"] = tp
         yield make_record("request", rid, attempt, data)
 
 
@@ -179,6 +195,8 @@ def enqueue(request: Request, *, session: Session, cancelled: bool = False) -> N
                 "submitted_at": request.created_at,
                 "attempt": request.attempt or 1,
                 "cancelled": cancelled,
+                "correlation_id": request.correlation_id,
+                "traceparent": request.traceparent,
             }
         ],
     )
@@ -264,6 +282,8 @@ def requeue(ids: list[str], *, session: Session, detail: str, at: datetime) -> N
         Request.created_at,
         Request.attempt,
         Request.status == CANCELLED,
+        Request.correlation_id,
+        Request.traceparent,
     ).where(*waiting)
     again = again.order_by(Request.created_at, Request.id)  # oldest first
     outbox_columns = [
@@ -274,6 +294,8 @@ def requeue(ids: list[str], *, session: Session, detail: str, at: datetime) -> N
         "submitted_at",
         "attempt",
         "cancelled",
+        "correlation_id",
+        "traceparent",
     ]
     session.execute(insert(OutboxEntry).from_select(outbox_columns, again))
     session.execute(update(Request).where(Request.id.in_(ids)).values(updated_at=at))

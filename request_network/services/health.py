@@ -31,6 +31,7 @@ def probes(settings: RequestSettings) -> list[Probe]:
     return [
         health_probes.database_probe("request", settings.database_url, timeout),
         health_probes.redis_probe(settings.redis_url, timeout),
+        health_probes.breakers_probe(timeout),
         health_probes.broker_probe(broker, eager=eager, timeout_s=timeout),
         health_probes.workers_probe(
             broker, eager=eager, timeout_s=settings.health_worker_timeout_s

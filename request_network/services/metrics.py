@@ -23,7 +23,7 @@ from request_network.settings import RequestSettings
 from shared import queue_admin
 from shared.db import reading
 from shared.health import describe_error, run_concurrently
-from shared.metrics import exposition
+from shared.metrics import declare_breakers, exposition
 
 log = logging.getLogger("ferry.api")
 STATUSES = PUBLIC_STATES
@@ -64,4 +64,5 @@ def scrape(settings: RequestSettings) -> bytes:
         else:
             why = "no answer in time" if outcome.timed_out else describe_error(outcome.error)
             log.warning("metrics: %s left out of this scrape: %s", name, why)
+    declare_breakers("redis")  # closed until a breaker says otherwise
     return exposition(live)

@@ -16,6 +16,7 @@ and only then writes the request; a blocked request writes only its violation ro
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -53,8 +54,14 @@ from shared.ratelimit import (
 
 log = logging.getLogger("ferry.ratelimit")
 
-#: What a client refused for want of Redis is told to wait before trying again (seconds).
+#: What a client refused for want of Redis is told to wait before trying again (seconds),
+#: unless Redis's circuit breaker is open: then until the breaker lets a trial through.
 REDIS_DOWN_RETRY_AFTER = 10
+
+
+def retry_after(exc: RateLimiterUnavailable) -> str:
+    known = exc.retry_after
+    return str(max(1, math.ceil(known)) if known is not None else REDIS_DOWN_RETRY_AFTER)
 
 
 def policy_for(settings: RequestSettings, *, session: Session | None = None) -> Policy:
@@ -70,12 +77,18 @@ def policy_for(settings: RequestSettings, *, session: Session | None = None) -> 
 #: This network's decisions per hour (`shared.ratelimit.tally`): `rl:stats:h:<YYYYMMDDHH>`,
 #: beside the users' windows (`rl:{u:<id>}:…`: the `{` keeps the two apart).
 DECISIONS_TALLY = "rl:stats:h:"
+#: The thresholds crossed by this network's checks (`shared.ratelimit.crossings`), which
+#: `services.rate_limit_notices` turns into notifications.
+CROSSINGS = "rl:crossings"
 
 
 def limiter_for(settings: RequestSettings) -> RateLimiter:
     """A limiter that asks for the policy in force at each check."""
     return RateLimiter(
-        get_redis(settings.redis_url), lambda: policy_for(settings), tally=DECISIONS_TALLY
+        get_redis(settings.redis_url),
+        lambda: policy_for(settings),
+        tally=DECISIONS_TALLY,
+        crossings=CROSSINGS,
     )
 
 
@@ -179,7 +192,9 @@ class Submitted:
     limits: Limits
 
 
-def _redis_down(settings: RequestSettings, user: User, limits: Limits, exc: Exception) -> None:
+def _redis_down(
+    settings: RequestSettings, user: User, limits: Limits, exc: RateLimiterUnavailable
+) -> None:
     decision = "allowed" if settings.rate_limit_fail_open else "refused"
     RATELIMIT_REDIS_UNAVAILABLE.labels(decision=decision).inc()
     log.error(
@@ -194,7 +209,7 @@ def _redis_down(settings: RequestSettings, user: User, limits: Limits, exc: Exce
             "Rate limiter unavailable",
             "submissions are refused while the rate limiter cannot be reached; try again later",
             headers={
-                "Retry-After": str(REDIS_DOWN_RETRY_AFTER),
+                "Retry-After": retry_after(exc),
                 "RateLimit-Policy": policy_header(limits.values),
             },
         )
@@ -266,7 +281,7 @@ def status(
             503,
             "Rate limiter unavailable",
             "the rate limiter cannot be reached; try again later",
-            headers={"Retry-After": str(REDIS_DOWN_RETRY_AFTER)},
+            headers={"Retry-After": retry_after(exc)},
         ) from exc
 
 
@@ -276,7 +291,10 @@ def reset(user: User, limiter: RateLimiter, *, session: Session, actor: str) -> 
         limiter.reset(user.id)
     except RateLimiterUnavailable as exc:
         raise Problem(
-            503, "Rate limiter unavailable", "the rate limiter cannot be reached"
+            503,
+            "Rate limiter unavailable",
+            "the rate limiter cannot be reached",
+            headers={"Retry-After": retry_after(exc)},
         ) from exc
     record(session, AuditLog, actor=actor, action="rate_limits.reset", target=user.id)
 

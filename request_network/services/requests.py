@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from request_network.models import (
@@ -21,6 +21,7 @@ from request_network.models import (
 from request_network.services import response_cache
 from request_network.services.exchange import enqueue
 from request_network.services.identity import profile_rules
+from shared import correlation, tracing
 from shared.db import utcnow
 from shared.problems import Problem
 from shared.query_spec import QuerySpecError, validate_query
@@ -65,7 +66,7 @@ def validate(
 def create(user: User, *, session: Session, profile_type: str, query: dict[str, Any]) -> Request:
     """A validated request, PENDING with its first event and its outbox entry: three INSERTs
     of plain rows, nothing read back. Returns the request as it was stored (not attached to
-    the session)."""
+    the session). Its correlation id is the HTTP call's id (`shared.correlation`)."""
     now = utcnow()
     row = {
         "id": str(uuid.uuid4()),
@@ -75,6 +76,8 @@ def create(user: User, *, session: Session, profile_type: str, query: dict[str, 
         "status": PENDING,
         "created_at": now,
         "updated_at": now,
+        "correlation_id": correlation.for_submission(),
+        "traceparent": tracing.current_traceparent(),
     }
     session.execute(insert(Request), [row])
     session.execute(
@@ -84,6 +87,8 @@ def create(user: User, *, session: Session, profile_type: str, query: dict[str, 
     request = Request(**row)
     request.export = None  # a new request has not been carried anywhere
     enqueue(request, session=session)
+    fields = correlation.fields(row["id"], row["correlation_id"])
+    correlation.log.info("request %s submitted", row["id"], extra=fields)
     return request
 
 
@@ -145,12 +150,15 @@ def get_response(
     if_none_match: str | None = None,
 ) -> response_cache.Served:
     """The response's bytes (or a 304 for a matching `if_none_match`), from the Redis cache
-    once the request is known to be the caller's: one indexed read of the owner, then the
-    cache, then (a miss) the response row, which fills the cache."""
-    owner = session.execute(
-        select(Request.user_id).where(Request.id == request_id)
-    ).scalar_one_or_none()
-    if owner != user.id:
+    once the request is known to be the caller's: one indexed read of the owner (and of
+    whether the response was read before), then the cache, then (a miss) the response row,
+    which fills the cache. The first read is noted (`Response.first_read_at`), once."""
+    found = session.execute(
+        select(Request.user_id, Request.correlation_id, Response.first_read_at)
+        .outerjoin(Response, Response.request_id == Request.id)
+        .where(Request.id == request_id)
+    ).one_or_none()
+    if found is None or found.user_id != user.id:
         raise _NOT_FOUND
 
     def load() -> response_cache.Loaded:
@@ -160,6 +168,23 @@ def get_response(
             raise Problem(404, "Not found", f"no response yet; the request is {state}")
         return response_cache.encode(response)
 
-    return response_cache.read_through(
+    served = response_cache.read_through(
         cache, request_id, user_id=user.id, policy=policy, load=load, if_none_match=if_none_match
     )
+    if found.first_read_at is None:
+        note_first_read(request_id, found.correlation_id, session=session)
+    return served
+
+
+def note_first_read(request_id: str, correlation_id: str | None, *, session: Session) -> None:
+    """The response of `request_id` has been read: its first read time, if none is set yet
+    (one UPDATE; of two first reads at once, one sets it)."""
+    noted = session.execute(
+        update(Response)
+        .where(Response.request_id == request_id, Response.first_read_at.is_(None))
+        .values(first_read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if noted.rowcount:
+        fields = correlation.fields(request_id, correlation_id)
+        correlation.log.info("response to request %s first read", request_id, extra=fields)

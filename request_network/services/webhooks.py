@@ -52,6 +52,16 @@ def remove(user: Any, endpoint_id: str, *, session: Session) -> None:
     webhooks.remove(session, TABLES, user, endpoint_id)
 
 
+def rotate_secret(
+    settings: RequestSettings, user: Any, endpoint_id: str, *, session: Session, hours: int
+) -> tuple[Any, str]:
+    return webhooks.rotate_secret(session, TABLES, settings, user, endpoint_id, hours=hours)
+
+
+def replay(user: Any, endpoint_id: str, delivery_id: int, *, session: Session) -> Any:
+    return webhooks.replay(session, TABLES, user, endpoint_id, delivery_id)
+
+
 def attempts(
     user: Any, endpoint_id: str, *, session: Session, limit: int, offset: int
 ) -> tuple[list[Any], int]:

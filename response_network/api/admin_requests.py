@@ -30,6 +30,11 @@ class ImportedRequestRow(BaseModel):
     submitted_at: datetime
     imported_at: datetime
     updated_at: datetime
+    correlation_id: str | None = Field(
+        default=None,
+        description="The id it was submitted under on the request network (X-Request-ID), "
+        "on the log lines of its life on both networks",
+    )
 
 
 class ImportedRequestPage(BaseModel):

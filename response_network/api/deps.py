@@ -18,6 +18,7 @@ from response_network.models import User
 from response_network.services.auth import user_for_token
 from response_network.settings import ResponseSettings
 from shared.db import reading, transaction
+from shared.http_logging import identify
 from shared.problems import Problem
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login")
@@ -37,10 +38,14 @@ def _authenticate(settings: ResponseSettings, token: str) -> User:
         return user_for_token(settings, token, session=session)
 
 
-async def current_user(settings: SettingsDep, token: Annotated[str, Depends(oauth2)]) -> User:
+async def current_user(
+    request: Request, settings: SettingsDep, token: Annotated[str, Depends(oauth2)]
+) -> User:
     """Runs before the body is read, in one thread hop that has given its connection back when
     it returns: no connection is held while the request waits for its endpoint's hop."""
-    return await run_in_threadpool(_authenticate, settings, token)
+    user = await run_in_threadpool(_authenticate, settings, token)
+    identify(request, user.id)  # on the request's log lines (shared.http_logging)
+    return user
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def _row(req: ImportedRequest) -> dict[str, Any]:
         "submitted_at": req.submitted_at,
         "imported_at": req.imported_at,
         "updated_at": req.updated_at,
+        "correlation_id": req.correlation_id,
     }
 
 

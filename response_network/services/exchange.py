@@ -35,6 +35,7 @@ from response_network.services.governed import refuse_settings
 from response_network.services.notifications import ON_GAP, ON_QUARANTINE
 from response_network.services.result_records import result_items
 from response_network.services.user_changes import apply_user_changes, refuse_users
+from shared import correlation
 from shared.db import utcnow
 from transfer.format import Limits, Record
 from transfer.protocol import bulk, reexport
@@ -73,6 +74,11 @@ def apply_requests(session: Session, records: list[Record], batch_id: str) -> No
     if len(first) < len(records):
         chosen = {id(rec) for rec in first}
         _apply_later_sendings(session, [r for r in records if id(r) not in chosen], batch_id)
+    correlation.log_requests(
+        "requests imported",
+        [(rec.id, rec.data.get("correlation_id")) for rec in records],
+        batch_id=batch_id,
+    )
 
 
 def _queue_new(session: Session, records: list[Record], batch_id: str) -> None:
@@ -87,6 +93,8 @@ def _queue_new(session: Session, records: list[Record], batch_id: str) -> None:
         "profile_type": [d["profile_type"] for d in data],
         "query": [d["query"] for d in data],
         "submitted_at": [d["submitted_at"] for d in data],  # RFC 3339, checked by the reader
+        "correlation_id": [d.get("correlation_id") for d in data],
+        "traceparent": [d.get("traceparent") for d in data],
     }
     same = {
         "status": QUEUED,
@@ -141,6 +149,8 @@ def _apply_later_sendings(session: Session, records: list[Record], batch_id: str
                 attempt=rec.version,
                 batch_id=batch_id,
                 imported_at=now,
+                correlation_id=d.get("correlation_id"),
+                traceparent=d.get("traceparent"),
             )
             session.add(req)
         elif rec.version < req.attempt:
@@ -152,6 +162,8 @@ def _apply_later_sendings(session: Session, records: list[Record], batch_id: str
             if req.status == RUNNING:
                 superseded.append(rid)
             req.attempt, req.batch_id = rec.version, batch_id
+            req.correlation_id = rec.data.get("correlation_id", req.correlation_id)
+            req.traceparent = rec.data.get("traceparent", req.traceparent)
         req.status, req.updated_at = (CANCELLED if cancelled else QUEUED), now
     if superseded:
         session.execute(
@@ -200,13 +212,25 @@ def export_results(
     after its file is written.
     """
 
+    # The correlation id of each result read and not yet logged as exported. A batch's last
+    # result stays: its parts may go on in the next batch, which names it first.
+    correlation_of: dict[str, str | None] = {}
+
     def on_batch(batch: ExportedBatch, ids: list[str]) -> None:
         table = Result.__table__
         bulk.update_in(session, table, "request_id", ids, {"batch_id": batch.batch_id}, defer=True)
         bulk.expire_loaded(session, Result, ids)
+        named = [(rid, correlation_of.pop(rid, None)) for rid in ids[:-1]]
+        named += [(rid, correlation_of.get(rid)) for rid in ids[-1:]]
+        correlation.log_requests(f"answers exported in {batch.path.name}", named)
+
+    def noted(rows: Iterator[tuple]) -> Iterator[tuple]:
+        for row in rows:
+            correlation_of[row[0]] = row[8]
+            yield row
 
     def records(room: Limits):
-        return result_items(_unexported_rows(limit, session=session), room)
+        return result_items(noted(_unexported_rows(limit, session=session)), room)
 
     batches = export_records(
         session,
@@ -229,6 +253,8 @@ _COLUMNS = (
     Result.executed_at,
     Result.took_ms,
     Result.attempt,
+    Result.correlation_id,
+    Result.traceparent,
 )
 
 

@@ -1,11 +1,16 @@
-"""Run queued requests against Elasticsearch in msearch chunks; errors stay per request."""
+"""Run queued requests against Elasticsearch in msearch chunks; errors stay per request.
+
+Each request's outcome is recorded with its ids bound to the log context (`ferry_request_id`,
+`correlation_id`: `shared.correlation`) and logged in one INFO line: status, hits, time.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session, aliased
@@ -21,7 +26,10 @@ from response_network.models import (
     Result,
 )
 from response_network.services.identity import profile_rules
+from response_network.services.search import BREAKER as SEARCH_BREAKER
 from response_network.services.search import SearchBackend, SearchOutcome
+from shared import correlation, tracing
+from shared.breaker import OPEN, breaker
 from shared.db import utcnow
 from shared.query_spec import QuerySpecError, compile_query, validate_query
 
@@ -30,6 +38,7 @@ from shared.query_spec import QuerySpecError, compile_query, validate_query
 class ExecutionReport:
     done: int = 0
     failed: int = 0
+    deferred: int = 0  # queued again: the search cluster could not be reached
 
     @property
     def total(self) -> int:
@@ -71,11 +80,49 @@ def _compile(req: ImportedRequest, *, session: Session) -> tuple[str, dict] | st
 
 
 def _finish(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -> None:
-    """Record the outcome of `req`'s running execution and its result.
+    """Record the outcome of `req`'s running execution and its result, and log it.
 
     A request has one result: an earlier one (a retry, or an earlier sending of the same
-    request) is replaced and marked unexported, so the next export carries the new one.
+    request) is replaced and marked unexported, so the next export carries the new one. The
+    result carries back the request's correlation id and trace context.
     """
+    with correlation.bound_to_request(req.id, req.correlation_id), _span(req, outcome):
+        _record(req, outcome, session=session)
+        _log_outcome(req, outcome)
+
+
+def _span(req: ImportedRequest, outcome: SearchOutcome) -> AbstractContextManager[Any]:
+    """With tracing on, the execution's span, a child of the submission's (`shared.tracing`)."""
+    if not tracing.enabled():
+        return nullcontext()
+    attributes = {"ferry.request_id": req.id, "ferry.attempt": req.attempt}
+    attributes |= {"ferry.status": DONE if outcome.ok else FAILED, "ferry.hits": outcome.total or 0}
+    if req.correlation_id:
+        attributes["ferry.correlation_id"] = req.correlation_id
+    if outcome.took_ms is not None:
+        attributes["ferry.took_ms"] = outcome.took_ms
+    return tracing.span_from(req.traceparent, "ferry.execute", attributes)
+
+
+def _log_outcome(req: ImportedRequest, outcome: SearchOutcome) -> None:
+    fields = {"status": DONE if outcome.ok else FAILED, "hits": outcome.total}
+    fields |= {"took_ms": outcome.took_ms, "attempt": req.attempt}
+    fields |= correlation.fields(req.id, req.correlation_id)
+    if outcome.ok:
+        correlation.log.info(
+            "request %s executed: %s hits in %s ms",
+            req.id,
+            outcome.total,
+            outcome.took_ms,
+            extra=fields,
+        )
+    else:
+        correlation.log.info(
+            "request %s failed: %s", req.id, outcome.error, extra=fields | {"error": outcome.error}
+        )
+
+
+def _record(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -> None:
     now = utcnow()
     status = DONE if outcome.ok else FAILED
     req.status, req.updated_at = status, now
@@ -91,6 +138,9 @@ def _finish(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -
     result.status, result.total, result.hits = status, outcome.total, outcome.hits
     result.error, result.executed_at, result.took_ms = outcome.error, now, outcome.took_ms
     result.attempt, result.batch_id = req.attempt, None
+    # the trace context goes back as the execution's span (tracing on), else as it came
+    result.correlation_id = req.correlation_id
+    result.traceparent = tracing.current_traceparent() or req.traceparent
 
 
 def execute(
@@ -122,11 +172,31 @@ def execute(
     outcomes = backend.run_many(
         [c for _, c in runnable], chunk_size=chunk_size, timeout_s=timeout_s
     )
+    later: list[ImportedRequest] = []
     for (req, _), outcome in zip(runnable, outcomes, strict=True):
+        if outcome.deferred:
+            later.append(req)
+            continue
         _finish(req, outcome, session=session)
         done, failed = (done + 1, failed) if outcome.ok else (done, failed + 1)
+    _queue_again(later, session=session)
     session.flush()
-    return ExecutionReport(done, failed)
+    return ExecutionReport(done, failed, len(later))
+
+
+def _queue_again(requests: list[ImportedRequest], *, session: Session) -> None:
+    """Requests whose search never reached the cluster wait in the queue again; the
+    execution that did not happen is not kept."""
+    if not requests:
+        return
+    now = utcnow()
+    for req in requests:
+        req.status, req.updated_at = QUEUED, now
+    session.execute(
+        delete(Execution).where(
+            Execution.request_id.in_([r.id for r in requests]), Execution.status == RUNNING
+        )
+    )
 
 
 def run_queued(
@@ -137,7 +207,10 @@ def run_queued(
     chunk_size: int,
     timeout_s: float,
 ) -> ExecutionReport:
-    """Claim (commit), search, record (commit): a crash leaves RUNNING rows for `requeue_stale`."""
+    """Claim (commit), search, record (commit): a crash leaves RUNNING rows for `requeue_stale`.
+    While the search breaker is open nothing is claimed: the queue waits for the cluster."""
+    if breaker(SEARCH_BREAKER).state == OPEN:
+        return ExecutionReport()
     with transaction() as session:
         ids = claim(session=session, limit=limit)
     if not ids:

@@ -10,7 +10,7 @@ from response_network.services.queues import plane
 from response_network.settings import ResponseSettings
 from shared import queue_admin
 from shared.health import describe_error, run_concurrently
-from shared.metrics import exposition
+from shared.metrics import declare_breakers, exposition
 
 log = logging.getLogger("ferry.api")
 
@@ -23,4 +23,5 @@ def scrape(settings: ResponseSettings) -> bytes:
     if not outcome.ok:
         why = "no answer in time" if outcome.timed_out else describe_error(outcome.error)
         log.warning("metrics: queue depths left out of this scrape: %s", why)
+    declare_breakers("search", "redis")  # closed until a breaker says otherwise
     return exposition(outcome.value if outcome.ok else [])

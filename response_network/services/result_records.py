@@ -34,10 +34,12 @@ _PART_DIGITS = 20  # room left in each part's line for the digits of `part` and 
 
 def result_items(rows: Iterable[tuple], room: Limits) -> Iterator[ExportItem]:
     """Export items for rows of (request_id, status, total, hits JSON text, error, executed_at,
-    took_ms, attempt), each sized to ``room`` (the limits left for data records in one
-    batch). A record's version is the request's sending (``attempt``) it answers."""
+    took_ms, attempt, correlation_id, traceparent), each sized to ``room`` (the limits left
+    for data records in one batch). A record's version is the request's sending
+    (``attempt``) it answers; a correlation id or trace context it lacks is left out."""
     budget = record_budget(room)
-    for request_id, status, total, hits, error, executed_at, took_ms, attempt in rows:
+    for row in rows:
+        request_id, status, total, hits, error, executed_at, took_ms, attempt, cid, tp = row
         data = {
             "status": status,
             "total": total,
@@ -48,6 +50,10 @@ def result_items(rows: Iterable[tuple], room: Limits) -> Iterator[ExportItem]:
             "part": 0,
             "parts": 1,
         }
+        if cid is not None:
+            data["correlation_id"] = cid
+        if tp is not None:
+            data["traceparent"] = tp
         record = make_record("result", request_id, attempt, data)
         line = record_line(record)
         if len(line) - 1 <= room.max_line_bytes and len(line) <= budget:
@@ -63,7 +69,7 @@ def result_items(rows: Iterable[tuple], room: Limits) -> Iterator[ExportItem]:
             "bytes (a single hit, or the fields besides the hits, is longer). Narrow the "
             "query (fewer fields)."
         )
-        log.warning("result %s not carried: %s", request_id, problem)
+        log.warning("result %s not carried: %s", request_id, problem, extra={"correlation_id": cid})
         yield make_record(
             "result",
             request_id,

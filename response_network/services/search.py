@@ -22,6 +22,7 @@ from elastic_transport.client_utils import DEFAULT, DefaultType
 from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 
+from shared.breaker import CircuitBreaker, CircuitOpen, breaker
 from shared.metrics import SEARCH_SECONDS
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,30 @@ class SearchOutcome:
     took_ms: int | None
     error: str | None
     timed_out: bool = field(default=False)
+    # Not run: the cluster could not be reached or its breaker is open. Not the search's
+    # fault: the executor queues it again instead of failing it.
+    deferred: bool = field(default=False)
 
     @classmethod
     def failed(cls, error: str) -> SearchOutcome:
         return cls(ok=False, total=None, hits=[], took_ms=None, error=error)
+
+    @classmethod
+    def later(cls, reason: str) -> SearchOutcome:
+        return cls(ok=False, total=None, hits=[], took_ms=None, error=reason, deferred=True)
+
+
+#: This process's circuit breaker around the search cluster (`shared.breaker`).
+BREAKER = "search"
+#: Answers that say the cluster is unwell (overloaded, or a proxy in front of it).
+_UNWELL_STATUS = frozenset({429, 502, 503, 504})
+
+
+def _unwell(exc: Exception) -> bool:
+    """Whether a failed call counts against the cluster (not against the search)."""
+    if isinstance(exc, ApiError):
+        return exc.status_code in _UNWELL_STATUS
+    return isinstance(exc, TransportError)
 
 
 class BulkLoadError(RuntimeError):
@@ -186,21 +207,32 @@ class SearchBackend:
         """Run `(index, body)` searches with msearch, `chunk_size` at a time.
 
         Never raises for search failures: a failing search gets an outcome with `error`;
-        a chunk that fails as a whole (unreachable server, timeout, refused request)
-        fails each of its searches and the remaining chunks still run. The result has
-        one outcome per search, in input order.
+        a chunk that fails as a whole (timeout, refused request) fails each of its
+        searches and the remaining chunks still run. A chunk the cluster could not be
+        reached for, or met with the search breaker open, is not run: its outcomes are
+        `deferred`. The result has one outcome per search, in input order.
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        guard = breaker(BREAKER)
         outcomes: list[SearchOutcome] = []
         for start in range(0, len(searches), chunk_size):
-            outcomes.extend(self._run_chunk(searches[start : start + chunk_size], timeout_s))
+            chunk = searches[start : start + chunk_size]
+            try:
+                guard.before()
+            except CircuitOpen as exc:
+                outcomes.extend(SearchOutcome.later(str(exc)) for _ in chunk)
+                continue
+            outcomes.extend(self._run_chunk(chunk, timeout_s, guard))
         return outcomes
 
     def _run_chunk(
-        self, chunk: Sequence[tuple[str, dict[str, Any]]], timeout_s: float
+        self,
+        chunk: Sequence[tuple[str, dict[str, Any]]],
+        timeout_s: float,
+        guard: CircuitBreaker,
     ) -> list[SearchOutcome]:
         # Ask the server to stop each search a little before the client gives up on the
         # whole request, so a slow search comes back partial instead of losing the chunk.
@@ -214,9 +246,16 @@ class SearchBackend:
             response = self.client.options(request_timeout=timeout_s).msearch(searches=lines)
         except (ApiError, TransportError) as exc:
             SEARCH_SECONDS.labels("failed").observe(time.perf_counter() - started)
+            if _unwell(exc):
+                guard.failure()
+            else:
+                guard.success()  # the cluster answered: the request was at fault
             message = _describe_exception(exc, timeout_s)
             log.warning("msearch of %d searches failed: %s", len(chunk), message)
+            if isinstance(exc, TransportConnectionError):  # never reached: run them later
+                return [SearchOutcome.later(message) for _ in chunk]
             return [SearchOutcome.failed(message) for _ in chunk]
+        guard.success()
         SEARCH_SECONDS.labels("ok").observe(time.perf_counter() - started)
         items = response.body.get("responses", [])
         if len(items) != len(chunk):

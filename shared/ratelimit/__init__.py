@@ -2,8 +2,9 @@
 
 One Lua script (``sliding_window.lua``) checks and charges every window atomically in one
 round trip; see ``policy`` for the thresholds and their rounding, ``decision`` for what a
-check returns, ``headers`` for how the API shows it and ``tally`` for the per-hour counts of
-decisions the admin statistics read.
+check returns, ``headers`` for how the API shows it, ``tally`` for the per-hour counts of
+decisions the admin statistics read and ``crossings`` for the thresholds crossed, which the
+notifications tell.
 """
 
 from shared.ratelimit.decision import BLOCKED, GRACE, OK, SOFT, Decision, WindowStatus

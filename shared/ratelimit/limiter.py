@@ -2,7 +2,8 @@
 
 ``RateLimiter`` (sync redis-py, the API) and ``AsyncRateLimiter`` (redis.asyncio, the
 benchmark) share the script, the key layout and the reply parsing. Given a ``tally`` prefix,
-a check also counts its decision in this hour's tally, in the same call (``tally``).
+a check also counts its decision in this hour's tally, in the same call (``tally``); given
+a ``crossings`` key too, it appends the thresholds it crossed to that list (``crossings``).
 """
 
 from __future__ import annotations
@@ -33,14 +34,32 @@ UNAVAILABLE = (
 
 
 class RateLimiterUnavailable(Exception):
-    """Redis could not be reached; the caller decides to fail open or closed."""
+    """Redis could not be reached; the caller decides to fail open or closed.
+    `retry_after`: seconds until Redis is tried again, when a circuit breaker knows."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
-def _keys(user_id: str, tally: str | None, charge: bool, now_ms: int | None) -> list[str]:
+def _unavailable(exc: Exception) -> RateLimiterUnavailable:
+    return RateLimiterUnavailable(str(exc), getattr(exc, "retry_after", None))
+
+
+def _keys(
+    user_id: str, tally: str | None, crossings: str | None, charge: bool, now_ms: int | None
+) -> list[str]:
     keys = keys_for(user_id)
     if tally is not None and charge:
         keys.append(tally_key(tally, time.time() if now_ms is None else now_ms / 1000))
+        if crossings is not None:
+            keys.append(crossings)
     return keys
+
+
+def _crossings_need_tally(tally: str | None, crossings: str | None) -> None:
+    if crossings is not None and tally is None:
+        raise ValueError("a crossings list is kept only by a limiter with a tally")
 
 
 def _args(policy: Policy, charge: bool, limits: Mapping[str, int], now_ms: int | None) -> tuple:
@@ -51,7 +70,8 @@ def _args(policy: Policy, charge: bool, limits: Mapping[str, int], now_ms: int |
 
 class RateLimiter:
     """Sliding-window limits per user over minute, hour and day, in one round trip; with a
-    `tally` prefix, every check's decision is counted per hour (`shared.ratelimit.tally`).
+    `tally` prefix, every check's decision is counted per hour (`shared.ratelimit.tally`);
+    with a `crossings` key too, the thresholds crossed are listed (`shared.ratelimit.crossings`).
 
     `policy` is a `Policy`, or a function giving the policy in force, asked at every check
     (so a change of the ratios applies to a limiter already made)."""
@@ -62,10 +82,13 @@ class RateLimiter:
         policy: Policy | Callable[[], Policy] | None = None,
         *,
         tally: str | None = None,
+        crossings: str | None = None,
     ) -> None:
+        _crossings_need_tally(tally, crossings)
         self.client = client
         self._policy = policy or Policy()
         self.tally = tally
+        self.crossings = crossings
 
     @property
     def policy(self) -> Policy:
@@ -74,7 +97,7 @@ class RateLimiter:
 
     def _run(self, user_id: str, limits: Mapping[str, int], charge: bool, now_ms) -> Decision:
         limits = check_limits(limits)
-        keys = _keys(user_id, self.tally, charge, now_ms)
+        keys = _keys(user_id, self.tally, self.crossings, charge, now_ms)
         args = _args(self.policy, charge, limits, now_ms)
         try:
             try:
@@ -83,7 +106,7 @@ class RateLimiter:
                 self.client.script_load(SCRIPT)
                 reply = self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
         except UNAVAILABLE as exc:
-            raise RateLimiterUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
         return parse_reply(reply, limits)
 
     def check(
@@ -103,7 +126,7 @@ class RateLimiter:
         try:
             self.client.delete(*keys_for(user_id))
         except UNAVAILABLE as exc:
-            raise RateLimiterUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
 
 
 class AsyncRateLimiter:
@@ -115,14 +138,17 @@ class AsyncRateLimiter:
         policy: Policy | None = None,
         *,
         tally: str | None = None,
+        crossings: str | None = None,
     ) -> None:
+        _crossings_need_tally(tally, crossings)
         self.client = client
         self.policy = policy or Policy()
         self.tally = tally
+        self.crossings = crossings
 
     async def _run(self, user_id: str, limits: Mapping[str, int], charge: bool, now_ms):
         limits = check_limits(limits)
-        keys = _keys(user_id, self.tally, charge, now_ms)
+        keys = _keys(user_id, self.tally, self.crossings, charge, now_ms)
         args = _args(self.policy, charge, limits, now_ms)
         try:
             try:
@@ -131,7 +157,7 @@ class AsyncRateLimiter:
                 await self.client.script_load(SCRIPT)
                 reply = await self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
         except UNAVAILABLE as exc:
-            raise RateLimiterUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
         return parse_reply(reply, limits)
 
     async def check(
@@ -148,4 +174,4 @@ class AsyncRateLimiter:
         try:
             await self.client.delete(*keys_for(user_id))
         except UNAVAILABLE as exc:
-            raise RateLimiterUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc

@@ -5,9 +5,15 @@
 --                  c = requests counted in bucket b, p = requests in bucket b - 1
 --                  g = when this window's last grace period opened (ms)
 --                  x = 1 while the window is blocked until the count falls back to L
+--                  n = 1 while the count is past the soft threshold (its crossing was told)
 -- KEYS[n+1] optional, after the n windows: this hour's tally (shared/ratelimit/tally.py),
 --          a hash counting checks by decision (ok, soft, grace, blocked); peeks count nothing.
 --          It is shared by every user, so outside the user's slot (one Redis, no cluster).
+-- KEYS[n+2] optional, after the tally: the crossings list (shared/ratelimit/crossings.py).
+--          A check that crosses a threshold appends one entry: the user, the time, and per
+--          window crossed its state, count and limit. Crossings: the soft threshold passed
+--          (again only after the count fell back to it: field n), a grace period opened, a
+--          block begun (x not yet set). Shared by every user, like the tally.
 -- ARGV[1]  "1" charge (check) or "0" look only (peek)
 -- ARGV[2]  "" in production: the time is redis.call('TIME'). Tests may pass a time in ms
 --          (a test-only override used to drive timelines; production never passes it).
@@ -23,7 +29,9 @@
 local OK, SOFT, GRACE, BLOCKED = 0, 1, 2, 3
 local STATE_NAMES = {'ok', 'soft', 'grace', 'blocked'}
 local TALLY_TTL = 90000  -- s: 25 h, tally.TTL_SECONDS
+local CROSSINGS_MAX = 100000  -- entries kept when nobody reads them: crossings.MAX_ENTRIES
 local call, fmod, floor, max, tonumber = redis.call, math.fmod, math.floor, math.max, tonumber
+local unpack = unpack
 local charge = ARGV[1] == '1'
 local now
 if ARGV[2] ~= '' then
@@ -62,8 +70,9 @@ for i = 1, NW do
     W = W, L = tonumber(ARGV[a + 1]), S = tonumber(ARGV[a + 2]), X = tonumber(ARGV[a + 3]),
     G = tonumber(ARGV[a + 4]), cur = 0, prev = 0, idx = fdiv(now, W), e = 0, count = 0,
     g = false, grace_active = false, state = OK, stored = false, latched = false,
+    told = false,
   }
-  local h = call('HMGET', KEYS[i], 'b', 'c', 'p', 'g', 'x')
+  local h = call('HMGET', KEYS[i], 'b', 'c', 'p', 'g', 'x', 'n')
   local b = tonumber(h[1])
   w.stored = b
   if b ~= nil then
@@ -80,6 +89,7 @@ for i = 1, NW do
   local grace_free = w.G > 0 and (w.g == nil or now >= w.g + w.G + w.W)
   local c = w.count + 1
   w.latched = h[5] == '1'
+  w.told = h[6] == '1'
   if w.latched and c > w.L then w.state = BLOCKED
   elseif c <= w.S then w.state = OK
   elseif c <= w.L then w.state = SOFT
@@ -102,22 +112,33 @@ end
 -- Numbers go to Redis as Lua formats them (%.14g): exact for every integer used here.
 local charged = charge and not blocked
 local out, n = {blocked and 0 or 1, now}, 2
+local crossed = {}  -- 'state:window:count:limit' per window crossed by this check
 for i = 1, #windows do
   local w = windows[i]
   if charged then
     local expire = w.stored ~= w.idx
     w.cur, w.count = w.cur + 1, w.count + 1
+    local fields = {'b', w.idx, 'c', w.cur, 'p', w.prev}
     if w.state == GRACE and not w.grace_active then
       -- the first pass over L opens this window's grace period
       w.g, w.grace_active, expire = now, true, true
-      call('HSET', KEYS[i], 'b', w.idx, 'c', w.cur, 'p', w.prev, 'x', 0, 'g', now)
-    elseif w.latched then
-      call('HSET', KEYS[i], 'b', w.idx, 'c', w.cur, 'p', w.prev, 'x', 0)
-    else
-      call('HSET', KEYS[i], 'b', w.idx, 'c', w.cur, 'p', w.prev)
+      fields[#fields + 1], fields[#fields + 2] = 'g', now
+      crossed[#crossed + 1] = 'grace:' .. i .. ':' .. w.count .. ':' .. w.L
+    elseif w.state == SOFT and not w.told then
+      crossed[#crossed + 1] = 'soft:' .. i .. ':' .. w.count .. ':' .. w.L
     end
+    if w.latched then fields[#fields + 1], fields[#fields + 2] = 'x', 0 end
+    if w.state ~= OK and not w.told then
+      fields[#fields + 1], fields[#fields + 2] = 'n', 1
+    elseif w.state == OK and w.told then
+      fields[#fields + 1], fields[#fields + 2] = 'n', 0
+    end
+    call('HSET', KEYS[i], unpack(fields))
     if expire then call('PEXPIRE', KEYS[i], ttl(w)) end
   elseif charge and w.state == BLOCKED then
+    if not w.latched then
+      crossed[#crossed + 1] = 'blocked:' .. i .. ':' .. (w.count + 1) .. ':' .. w.L
+    end
     call('HSET', KEYS[i], 'x', 1)
     call('PEXPIRE', KEYS[i], ttl(w))
   end
@@ -137,6 +158,14 @@ if charge and tally then
   -- the first count of a field may be the hash's first: give it its expiry then
   if call('HINCRBY', tally, STATE_NAMES[worst + 1], 1) == 1 then
     call('EXPIRE', tally, TALLY_TTL)
+  end
+end
+local crossings = KEYS[NW + 2]
+if crossings and #crossed > 0 then
+  local user = string.match(KEYS[1], '^rl:{u:(.*)}:%a$')
+  local entry = user .. '\t' .. now .. '\t' .. table.concat(crossed, ',')
+  if call('RPUSH', crossings, entry) > CROSSINGS_MAX then
+    call('LTRIM', crossings, -CROSSINGS_MAX, -1)
   end
 end
 return out

@@ -7,6 +7,10 @@ the search index on the response network with the real CLI, and carries the firs
 export across. Tests then call tasks through a plain Celery client (no beat), carry batches
 with `ferry transfer carry` and talk to the API over HTTP.
 
+The request network's email and webhooks go to a mail server and a webhook receiver in the
+test process (the `channels` fixture), started first so that its settings can name their
+ports.
+
 When a test fails, the tail of every subprocess log is attached to its report.
 """
 
@@ -27,6 +31,7 @@ from e2e_deployment import (
     REDIS_DB,
     ROOT,
     USERS,
+    Channels,
     Deployment,
     Network,
     celery_client,
@@ -51,8 +56,21 @@ def _root_conftest(config: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="package")
+def channels() -> Iterator[Channels]:
+    """The mail server and webhook receiver the request network's notifications go to."""
+    started = Channels.started()
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture(scope="package")
 def deployment(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, osmem_server: Any
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    osmem_server: Any,
+    channels: Channels,
 ) -> Iterator[Deployment]:
     root = _root_conftest(request.config)
     base = tmp_path_factory.mktemp("ferry-e2e")
@@ -67,6 +85,7 @@ def deployment(
         networks=networks,
         api_url="",
         passwords={u: secrets.token_urlsafe(18) for u in (*USERS, *ADMINS)},
+        channels=channels,
     )
     try:
         for net in NETWORKS:
@@ -77,6 +96,8 @@ def deployment(
             env = network_env(
                 net, base=base, keys_root=keys_root, database_url=database_url, redis_url=redis_url
             )
+            if net == "request":
+                env |= channels.env(net)
             networks[net] = Network(
                 net,
                 env,

@@ -1,7 +1,9 @@
 """The deployment the end-to-end tests drive: both networks, their processes and the operator.
 
 `conftest.py` builds it (the `deployment` fixture); tests use its methods to play beat (send
-the scheduled tasks), the operator (`ferry transfer carry`) and users (HTTP).
+the scheduled tasks), the operator (`ferry transfer carry`) and users (HTTP). The request
+network's notification channels reach a mail server and a webhook receiver in the test
+process (`Channels`), which a test may stop and start again to play one that is down.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from e2e_support import (
     Logs,
     Service,
     base_environment,
+    free_port,
     run_cli,
     wait_until,
 )
+
+from tests.smtp_support import Arrived, SmtpServer
+from tests.webhook_support import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = ROOT / "ferry" / "demo_data"
@@ -36,6 +42,8 @@ USERS = ("alice", "bob", "carol")
 ADMINS = ("root",)  # admins of both networks
 TASK_TIMEOUT_S = 60.0
 STARTUP_TIMEOUT_S = 45.0
+EMAIL_FROM = "Ferry e2e <ferry@e2e.example>"
+ONCALL_EMAIL = "oncall@e2e.example"
 
 
 def redis_url_for(base_url: str, db: int) -> str:
@@ -69,6 +77,64 @@ class Network:
 
 
 @dataclass
+class Mailbox:
+    """The deployment's SMTP server: aiosmtpd in the test process, on a port chosen before the
+    networks start (their settings name it). `stop()` closes the port (a mail server that is
+    down), `start()` listens on the same port again; `received` keeps every message that
+    arrived, across restarts."""
+
+    port: int
+    received: list[Arrived] = field(default_factory=list)
+    server: SmtpServer | None = None
+
+    def start(self) -> Mailbox:
+        if self.server is None:
+            server = SmtpServer(self.port)
+            server.handler.received = self.received  # one inbox for every (re)start
+            self.server = server.start()
+        return self
+
+    def stop(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
+
+    def to(self, address: str) -> list[Arrived]:
+        return [m for m in self.received if m.rcpt_tos == [address]]
+
+
+@dataclass
+class Channels:
+    """Where the request network's email and webhooks go: `mail` (SMTP, plain, no login) and
+    `hooks` (an HTTP receiver answering 204; `stop()` and `start()` keep its port)."""
+
+    mail: Mailbox
+    hooks: Receiver
+
+    @classmethod
+    def started(cls) -> Channels:
+        return cls(Mailbox(free_port()).start(), Receiver().start())
+
+    def env(self, net: str) -> dict[str, str]:
+        """The settings that point `net` at them (read when its processes start)."""
+        p = f"FERRY_{net.upper()}_"
+        return {
+            p + "SMTP_HOST": "127.0.0.1",
+            p + "SMTP_PORT": str(self.mail.port),
+            p + "SMTP_SECURITY": "none",
+            p + "SMTP_TIMEOUT_S": "5",
+            p + "EMAIL_FROM": EMAIL_FROM,
+            p + "NOTIFICATION_ONCALL_EMAILS": orjson.dumps([ONCALL_EMAIL]).decode(),
+            p + "WEBHOOK_ALLOWED_HOSTS": orjson.dumps(["127.0.0.0/8"]).decode(),
+            p + "WEBHOOK_TIMEOUT_S": "5",
+        }
+
+    def close(self) -> None:
+        self.mail.stop()
+        self.hooks.stop()
+
+
+@dataclass
 class Deployment:
     base: Path
     logs: Logs
@@ -76,6 +142,7 @@ class Deployment:
     api_url: str
     passwords: dict[str, str]
     response_api_url: str = ""
+    channels: Channels | None = None
     services: list[Service] = field(default_factory=list)
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
 

@@ -114,7 +114,7 @@ def _round_trip(d: Deployment, expect_requests: int) -> None:
     assert [f["status"] for f in imported] == ["imported"] * len(imported), imported
     assert sum(f["records"] for f in imported) == expect_requests, imported
     ran = d.run_task("response", "response.query_executor")
-    assert ran == {"done": expect_requests, "failed": 0}, ran
+    assert ran == {"done": expect_requests, "failed": 0, "deferred": 0}, ran
     results = d.run_task("response", "response.export_results")
     assert results["results"] == expect_requests, results
     assert {b["stream"] for b in results["batches"]} == {"results"}, results
@@ -272,7 +272,11 @@ def test_a_replayed_batch_is_a_duplicate_on_either_side(deployment: Deployment) 
         d.carry(rq.outbox, rs.inbox)
         again = d.run_task("response", "response.import_requests")["files"]
         assert [f["status"] for f in again] == ["duplicate"], again
-        assert d.run_task("response", "response.query_executor") == {"done": 1, "failed": 0}
+        assert d.run_task("response", "response.query_executor") == {
+            "done": 1,
+            "failed": 0,
+            "deferred": 0,
+        }
 
         # … and the results batch twice
         assert d.run_task("response", "response.export_results")["results"] == 1
@@ -396,7 +400,11 @@ def test_cancel_and_retry_cross_the_gap_exactly_once(deployment: Deployment) -> 
         assert read_batch(cancellation).ids("request") == [stopped]
         d.carry(rq.outbox, rs.inbox)
         _import_requests(d, records=3)
-        assert d.run_task("response", "response.query_executor") == {"done": 1, "failed": 0}
+        assert d.run_task("response", "response.query_executor") == {
+            "done": 1,
+            "failed": 0,
+            "deferred": 0,
+        }
 
         # The answer to `late`'s first sending leaves the response network, and waits with
         # the operator; the request network gives up on it (it expires) and an admin retries.
@@ -417,7 +425,11 @@ def test_cancel_and_retry_cross_the_gap_exactly_once(deployment: Deployment) -> 
         assert [r["version"] for r in read_batch(second).records if r["type"] == "request"] == [2]
         d.carry(rq.outbox, rs.inbox)
         _import_requests(d, records=1)
-        assert d.run_task("response", "response.query_executor") == {"done": 1, "failed": 0}
+        assert d.run_task("response", "response.query_executor") == {
+            "done": 1,
+            "failed": 0,
+            "deferred": 0,
+        }
         assert d.run_task("response", "response.export_results")["results"] == 1
 
         # Both answers reach the request network, the older first.

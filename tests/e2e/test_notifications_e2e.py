@@ -30,7 +30,11 @@ def test_an_answered_request_notifies_its_owner_once(deployment: Deployment) -> 
         assert d.run_task("request", "request.export_requests")["requests"] == 1
         d.carry(d.request.outbox, d.response.inbox)
         d.run_task("response", "response.import_requests")
-        assert d.run_task("response", "response.query_executor") == {"done": 1, "failed": 0}
+        assert d.run_task("response", "response.query_executor") == {
+            "done": 1,
+            "failed": 0,
+            "deferred": 0,
+        }
         d.run_task("response", "response.export_results")
         d.carry(d.response.outbox, d.request.inbox)
         back = d.run_task("request", "request.import_results")["files"]

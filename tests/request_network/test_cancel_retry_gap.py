@@ -56,7 +56,7 @@ def run(gap, backend) -> dict[str, int]:
     gap.rs.commit()
     report = execute(backend, ids, session=gap.rs, chunk_size=10, timeout_s=10)
     gap.rs.commit()
-    return {"done": report.done, "failed": report.failed}
+    return {"done": report.done, "failed": report.failed, "deferred": report.deferred}
 
 
 def load_profiles(gap) -> None:
@@ -104,7 +104,7 @@ def test_a_failed_request_retried_runs_once_more_and_gets_exactly_one_answer(gap
     gap.export_requests()
     gap.import_requests()
     # The response network does not know the profile type yet: the request fails there.
-    assert run(gap, backend) == {"done": 0, "failed": 1}
+    assert run(gap, backend) == {"done": 0, "failed": 1, "deferred": 0}
     gap.export_results()
     gap.import_results()
     assert request_states(gap.rq) == {rid: rq.FAILED}
@@ -119,7 +119,7 @@ def test_a_failed_request_retried_runs_once_more_and_gets_exactly_one_answer(gap
 
     gap.import_requests()
     assert (imported(gap, rid).status, imported(gap, rid).attempt) == (rs.QUEUED, 2)
-    assert run(gap, backend) == {"done": 1, "failed": 0}
+    assert run(gap, backend) == {"done": 1, "failed": 0, "deferred": 0}
     assert executions(gap, rid) == [(1, rs.FAILED), (2, rs.DONE)]
     assert gap.export_results().results == 1
     assert [o.status for o in gap.import_results()] == ["duplicate", "imported"]
@@ -144,7 +144,7 @@ def test_a_failed_request_retried_runs_once_more_and_gets_exactly_one_answer(gap
         apply_requests(gap.rs, [Record("request", rid, version, request_data)], "b-replay")
         gap.rs.commit()
     assert (imported(gap, rid).status, imported(gap, rid).attempt) == (rs.DONE, 2)
-    assert run(gap, backend) == {"done": 0, "failed": 0}
+    assert run(gap, backend) == {"done": 0, "failed": 0, "deferred": 0}
 
 
 def test_an_answer_to_an_earlier_sending_is_set_aside(gap, backend):
@@ -152,7 +152,7 @@ def test_an_answer_to_an_earlier_sending_is_set_aside(gap, backend):
     (rid,) = gap.seed(1)
     gap.export_requests()
     gap.import_requests()
-    assert run(gap, backend) == {"done": 1, "failed": 0}
+    assert run(gap, backend) == {"done": 1, "failed": 0, "deferred": 0}
     gap.export_results()  # the answer to sending 1 waits in the response outbox
 
     # The request network gives up on it meanwhile: it expires, and an admin retries it.
@@ -165,7 +165,7 @@ def test_an_answer_to_an_earlier_sending_is_set_aside(gap, backend):
     assert retry(gap, rid)["attempt"] == 2
     gap.export_requests()
     gap.import_requests()
-    assert run(gap, backend) == {"done": 1, "failed": 0}
+    assert run(gap, backend) == {"done": 1, "failed": 0, "deferred": 0}
     gap.export_results()
 
     # Both answers arrive: the one to sending 1 is set aside, the one to sending 2 is kept.
@@ -213,7 +213,7 @@ def test_a_cancellation_in_transit_stops_the_request_on_the_response_network(gap
 
     gap.import_requests()  # the request, then its cancellation
     assert imported(gap, stopped).status == rs.CANCELLED
-    assert run(gap, backend) == {"done": 1, "failed": 0}
+    assert run(gap, backend) == {"done": 1, "failed": 0, "deferred": 0}
     assert executions(gap, stopped) == []
     gap.export_results()
     gap.import_results()
@@ -239,7 +239,7 @@ def test_a_cancellation_arriving_before_its_request_still_stops_it(gap, backend,
         shutil.move(held / f.name, f)
     gap.import_requests()
     assert imported(gap, rid).status == rs.CANCELLED
-    assert run(gap, backend) == {"done": 0, "failed": 0}
+    assert run(gap, backend) == {"done": 0, "failed": 0, "deferred": 0}
 
 
 def test_an_answer_after_the_cancellation_is_set_aside_and_a_retry_runs_it(gap, backend):
@@ -247,7 +247,11 @@ def test_an_answer_after_the_cancellation_is_set_aside_and_a_retry_runs_it(gap, 
     (rid,) = gap.seed(1)
     gap.export_requests()
     gap.import_requests()
-    assert run(gap, backend) == {"done": 1, "failed": 0}  # it ran before the cancellation
+    assert run(gap, backend) == {
+        "done": 1,
+        "failed": 0,
+        "deferred": 0,
+    }  # it ran before the cancellation
     cancel(gap, rid)
     gap.export_requests()
     gap.import_requests()
@@ -265,7 +269,7 @@ def test_an_answer_after_the_cancellation_is_set_aside_and_a_retry_runs_it(gap, 
     gap.export_requests()
     gap.import_requests()
     assert (imported(gap, rid).status, imported(gap, rid).attempt) == (rs.QUEUED, 2)
-    assert run(gap, backend) == {"done": 1, "failed": 0}
+    assert run(gap, backend) == {"done": 1, "failed": 0, "deferred": 0}
     gap.export_results()
     gap.import_results()
     assert request_states(gap.rq) == {rid: rq.COMPLETED}
@@ -313,7 +317,7 @@ def test_unanswered_requests_expire_and_a_late_answer_is_still_taken(gap, backen
     assert gap.export_requests().requests == 0
 
     gap.import_requests()
-    assert run(gap, backend) == {"done": 2, "failed": 0}
+    assert run(gap, backend) == {"done": 2, "failed": 0, "deferred": 0}
     gap.export_results()
     gap.import_results()
     states = request_states(gap.rq)

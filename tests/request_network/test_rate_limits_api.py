@@ -24,8 +24,10 @@ from sqlalchemy import func, select
 
 from request_network.app import create_app
 from request_network.models import AuditLog, RateLimitViolation, Request, User
+from shared import breaker
 from shared.db import transaction
 from shared.ratelimit import keys_for
+from tests.e2e.e2e_support import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -417,3 +419,52 @@ def test_without_redis_submissions_fail_per_the_setting_and_are_counted(
         health = client.get("/health").json()
         assert health["status"] == "degraded" and health["checks"]["redis"] == "unavailable"
         assert_problem(client.get(ME, headers=headers), 503)  # the API stays up and says why
+
+
+def test_the_redis_breaker_fails_submissions_fast_then_lets_them_through_again(
+    api_db, people, own_redis
+):
+    settings = make_settings(
+        api_db,
+        redis_url=f"redis://127.0.0.1:{own_redis.port}/0",
+        breaker_failures=2,
+        breaker_cooldown_s=1.0,
+    )
+    guard = f"127.0.0.1:{own_redis.port}"  # this Redis server's breaker: redis@127.0.0.1:port
+    with TestClient(create_app(settings)) as client:
+
+        def login(name: str) -> dict[str, str]:
+            reply = client.post(
+                "/api/v1/auth/login", data={"username": name, "password": "correct horse battery"}
+            )
+            return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+        alice, root = login("alice"), login("root")
+        assert client.post(SUBMIT, json=BODY, headers=alice).status_code == 202
+
+        _stop(own_redis)
+        for _ in range(5):  # each refused; the failures open the breaker
+            reply = client.post(SUBMIT, json=BODY, headers=alice)
+            assert_problem(reply, 503)
+            if breaker.breaker("redis", guard).state == breaker.OPEN:
+                break
+        assert breaker.breaker("redis", guard).state == breaker.OPEN
+        reply = client.post(SUBMIT, json=BODY, headers=alice)
+        assert_problem(reply, 503)
+        assert reply.headers["retry-after"] == "1"  # the cool-down left, rounded up
+        health = client.get("/api/v1/admin/health", headers=root).json()
+        (breakers,) = [c for c in health["components"] if c["name"] == "circuit_breakers"]
+        assert breakers["status"] == "degraded" and f"redis@{guard} open" in breakers["reason"]
+        assert breakers["details"]["breakers"][f"redis@{guard}"]["state"] == "open"
+
+        restarted = subprocess.Popen(own_redis.args, stdout=subprocess.DEVNULL)
+        try:
+            wait_until(
+                lambda: client.post(SUBMIT, json=BODY, headers=alice).status_code == 202,
+                timeout=30,
+                what="a submission accepted once Redis is back and the cool-down is over",
+            )
+            assert breaker.breaker("redis", guard).state == breaker.CLOSED
+        finally:
+            restarted.terminate()
+            restarted.wait()

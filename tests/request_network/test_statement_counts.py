@@ -28,9 +28,10 @@ EXPECTED = {
     "status": ["SELECT", "SELECT"],
     # work: SELECT a page with its total, SELECT the page's events
     "list": ["SELECT", "SELECT", "SELECT"],
-    # work: SELECT the owner, SELECT the response (then cached in Redis)
-    "response (first read)": ["SELECT", "SELECT", "SELECT"],
-    # work: SELECT the owner; the response comes from the cache
+    # work: SELECT the owner (and whether the response was read before), SELECT the
+    # response (then cached in Redis), UPDATE its first read time (once per response)
+    "response (first read)": ["SELECT", "SELECT", "SELECT", "UPDATE"],
+    # work: SELECT the owner, who has read it before; the response comes from the cache
     "response (cached)": ["SELECT", "SELECT"],
 }
 

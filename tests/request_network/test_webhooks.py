@@ -482,6 +482,77 @@ def test_change_delete_and_the_cap(api, api_db, people, receiver):
         assert session.get(User, people["alice"]) is not None
 
 
+# -- rotation and replay ----------------------------------------------------------------------
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
+    api, api_db, hooks_settings, people, receiver
+):
+    alice, bob = login(api, "alice"), login(api, "bob")
+    hook = add_endpoint(api, alice, receiver.url())
+    path = f"{HOOKS}/{hook['id']}/rotate-secret"
+    assert_problem(api.post(path, headers=bob), 404)  # not bob's
+    reply = api.post(path, json={"previous_valid_hours": 2}, headers=alice)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["cache-control"] == "no-store"
+    new = reply.json()["secret"]
+    assert new.startswith("whsec_") and new != hook["secret"]
+
+    failed_request(api_db, people["alice"])
+    assert jobs.send_webhooks(hooks_settings)["sent"] == 1
+    (during,) = receiver.received
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, hook["secret"]):  # a receiver with either key accepts it
+        Webhook(secret).verify(during.body, during.headers)
+
+    with transaction(api_db) as session:  # the overlap ends
+        session.get(WebhookEndpoint, hook["id"]).previous_secret_until = utcnow()
+    failed_request(api_db, people["alice"], "a second failure")
+    assert jobs.send_webhooks(hooks_settings)["sent"] == 1
+    after = receiver.received[-1]
+    Webhook(new).verify(after.body, after.headers)
+    with pytest.raises(Exception, match="No matching signature"):
+        Webhook(hook["secret"]).verify(after.body, after.headers)
+
+    at_once = api.post(path, json={"previous_valid_hours": 0}, headers=alice).json()["secret"]
+    with transaction(api_db) as session:
+        row = session.get(WebhookEndpoint, hook["id"])
+        assert row.previous_secret is None and row.previous_secret_until is None
+        assert at_once not in row.secret  # sealed
+    refused = api.post(path, json={"previous_valid_hours": 169}, headers=alice)
+    assert assert_problem(refused, 422)["errors"][0]["loc"] == "body.previous_valid_hours"
+
+
+def test_a_delivery_is_sent_again_on_request_with_the_same_id(
+    api, api_db, hooks_settings, people, receiver
+):
+    alice, bob = login(api, "alice"), login(api, "bob")
+    hook = add_endpoint(api, alice, receiver.url())
+    failed_request(api_db, people["alice"])
+    (pending,) = deliveries(api_db)
+    path = f"{HOOKS}/{hook['id']}/deliveries/{pending.id}/replay"
+    assert "still to be sent" in assert_problem(api.post(path, headers=alice), 409)["detail"]
+
+    assert jobs.send_webhooks(hooks_settings)["sent"] == 1
+    assert_problem(api.post(path, headers=bob), 404)
+    assert_problem(api.post(f"{HOOKS}/{hook['id']}/deliveries/999999/replay", headers=alice), 404)
+    reply = api.post(path, headers=alice)
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["status"] == "pending" and reply.json()["event_id"] == pending.event_id
+
+    assert jobs.send_webhooks(hooks_settings)["sent"] == 1
+    first, again = receiver.received
+    assert again.headers["webhook-id"] == first.headers["webhook-id"] == pending.event_id
+    Webhook(hook["secret"]).verify(again.body, again.headers)
+    log = api.get(f"{HOOKS}/{hook['id']}/deliveries", headers=alice).json()["items"]
+    assert [(e["attempt"], e["status"]) for e in log] == [(2, "sent"), (1, "sent")]
+
+    api.patch(f"{HOOKS}/{hook['id']}", json={"active": False}, headers=alice)
+    assert "disabled" in assert_problem(api.post(path, headers=alice), 409)["detail"]
+    bad = api.post(f"{HOOKS}/{hook['id']}/deliveries/0/replay", headers=alice)
+    assert assert_problem(bad, 422)["errors"][0]["loc"] == "path.delivery_id"
+
+
 # -- the receiver example of docs/NOTIFICATIONS.md -------------------------------------------
 
 

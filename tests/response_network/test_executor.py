@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from osmem_server import OsmemServer
 from sqlalchemy import select
 
 from ferry.demo import DATA, expected_ids
 from response_network import models as rs
 from response_network.services.documents import read_jsonl
-from response_network.services.executor import claim, execute, prune_executions, requeue_stale
+from response_network.services.executor import (
+    ExecutionReport,
+    claim,
+    execute,
+    prune_executions,
+    requeue_stale,
+    run_queued,
+)
 from response_network.services.identity import load_profile_types
 from response_network.services.search import SearchBackend, make_client
+from shared import breaker, health_probes
 from shared.db import utcnow
+from tests.e2e.e2e_support import free_port, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -35,6 +46,14 @@ def backend(osmem_clone):
     backend.bulk_load("articles", read_jsonl(DATA / "articles.jsonl"))
     yield backend
     backend.close()
+
+
+def start_search(port: int) -> OsmemServer:
+    """A search server of its own on `port`, with the demo articles."""
+    server = OsmemServer.start(addr=f"127.0.0.1:{port}")
+    with SearchBackend(make_client(server.url, compat_headers=False)) as loader:
+        loader.bulk_load("articles", read_jsonl(DATA / "articles.jsonl"))
+    return server
 
 
 @pytest.fixture
@@ -105,14 +124,58 @@ def test_runs_queries_and_records_per_request_errors(rs_session, backend, queue)
     assert execution.status == rs.DONE and execution.finished_at is not None
 
 
-def test_unreachable_search_engine_fails_requests_not_the_worker(rs_session, queue):
+def test_unreachable_search_engine_defers_requests_not_fails_them(rs_session, queue):
     rid = queue(MATCHING)
     dead = SearchBackend(make_client("http://127.0.0.1:9", compat_headers=False, timeout=2))
     report = execute(
         dead, claim(session=rs_session, limit=5), session=rs_session, chunk_size=5, timeout_s=2
     )
-    assert (report.done, report.failed) == (0, 1)
-    assert rs_session.get(rs.Result, rid).error
+    assert (report.done, report.failed, report.deferred) == (0, 0, 1)
+    assert rs_session.get(rs.ImportedRequest, rid).status == rs.QUEUED  # waits for the cluster
+    assert rs_session.get(rs.Result, rid) is None
+    ran = rs_session.execute(select(rs.Execution).where(rs.Execution.request_id == rid))
+    assert ran.scalars().all() == [], "the search that never ran leaves no execution"
+
+
+def test_the_search_breaker_opens_while_the_server_is_stopped_and_closes_when_it_returns(
+    rs_session, queue
+):
+    """A real osmem-server stopped and started again on the same port."""
+    breaker.configure(failures=2, cooldown_s=1.0)
+    port = free_port()
+    server = start_search(port)
+    url = server.url
+    ids = [queue(MATCHING) for _ in range(3)]
+
+    @contextmanager
+    def unit():
+        yield rs_session
+        rs_session.flush()
+
+    def run() -> ExecutionReport:
+        with SearchBackend(make_client(url, compat_headers=False, timeout=2)) as backend:
+            return run_queued(backend, unit, limit=10, chunk_size=1, timeout_s=2)
+
+    server.close()
+    assert run() == ExecutionReport(0, 0, 3)  # the first chunk fails, 2nd opens the breaker
+    assert breaker.breaker("search").state == breaker.OPEN
+    assert run() == ExecutionReport(), "while open nothing is claimed"
+    statuses = {rs_session.get(rs.ImportedRequest, rid).status for rid in ids}
+    assert statuses == {rs.QUEUED}
+    probe = health_probes.breakers_probe(timeout_s=1.0)
+    finding = probe.check()
+    assert finding.status == "degraded" and "search open" in finding.reason
+
+    server = start_search(port)
+    try:
+        half_open = lambda: breaker.breaker("search").state == breaker.HALF_OPEN  # noqa: E731
+        wait_until(half_open, timeout=10, what="the search breaker to let a trial through")
+        assert run() == ExecutionReport(3, 0, 0)  # the trial succeeds: closed again
+        assert breaker.breaker("search").state == breaker.CLOSED
+        assert probe.check().status == "ok"
+    finally:
+        server.close()
+    assert {rs_session.get(rs.ImportedRequest, rid).status for rid in ids} == {rs.DONE}
 
 
 def test_claimed_requests_left_running_are_requeued(rs_session, queue):

@@ -33,6 +33,7 @@ def _env(tmp_path: Path, env_file: Path, redis_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     return env | {
         "PYTHONUNBUFFERED": "1",
+        "FERRY_LOG_FORMAT": "console",  # the readable lines this test reads
         "FERRY_REQUEST_MODE": "demo",
         "FERRY_REQUEST_DATABASE_URL": f"sqlite:///{tmp_path}/request.db",
         "FERRY_REQUEST_REDIS_URL": redis_url,

@@ -6,11 +6,12 @@ so that a whole run of lines is decoded and checked at once (:mod:`transfer.form
 The restatement may be *stricter* than the models, never looser: anything it does not
 accept goes to the strict path, where ``validate_record`` itself decides and names the
 problem. So the verdict on every record is ``validate_record``'s. Where it is stricter:
-``part`` must be absent or 0 (multi-part results take the strict path). Checks msgspec
-cannot make without a Python call per value run over the whole run at once: canonical
-request UUIDs (byte slicing), profile type names (each distinct name once, by the models'
-own pydantic type) and timestamps (pydantic's own ``AwareDatetime`` validator over the
-run's list of strings).
+``part`` must be absent or 0 (multi-part results take the strict path), and
+``correlation_id`` and ``traceparent`` must be absent or strings (an explicit null takes
+the strict path). Checks msgspec cannot make without a Python call per value run over the
+whole run at once: canonical request UUIDs (byte slicing), profile type names (each
+distinct name once, by the models' own pydantic type) and timestamps (pydantic's own
+``AwareDatetime`` validator over the run's list of strings).
 
 The other streams (users, settings, profile types, acks) are small: their records are
 checked by the generic fast path for strict JSON and envelope, then by ``validate_record``.
@@ -35,6 +36,17 @@ __all__ = ["canonical_uuids", "run_decoder", "typed_schema"]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 UuidText = Annotated[str, msgspec.Meta(min_length=36, max_length=36)]  # + canonical_uuids
 ProfileText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]  # + the pattern
+# The models' patterns, anchored with \Z: msgspec matches with Python's `re`, whose `$` also
+# matches before a final newline (the models' engine does not).
+CorrelationText = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]{1,128}\Z")
+]
+TraceparentText = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=55, max_length=55, pattern=r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\Z"
+    ),
+]
 
 
 class RequestFields(TypedDict):
@@ -45,6 +57,8 @@ class RequestFields(TypedDict):
     query: dict[str, Any]
     submitted_at: str  # a timestamp: checked over the run
     cancelled: NotRequired[bool]
+    correlation_id: NotRequired[CorrelationText]
+    traceparent: NotRequired[TraceparentText]
 
 
 class RequestEnvelope(TypedDict):
@@ -66,6 +80,8 @@ class ResultFields(TypedDict):
     took_ms: NonNegative | None
     part: NotRequired[Literal[0]]  # so part < parts holds for any parts >= 1
     parts: NotRequired[Annotated[int, msgspec.Meta(ge=1)]]
+    correlation_id: NotRequired[CorrelationText]
+    traceparent: NotRequired[TraceparentText]
 
 
 class ResultEnvelope(TypedDict):

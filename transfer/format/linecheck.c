@@ -318,23 +318,56 @@ static int timestamp(Cursor *c) {
 /* `null` or what `check` accepts. */
 #define OR_NULL(c, check) (lit((c), "null") || (check))
 
+/* `"correlation_id":"…",` at the start of the data, if there (shared.records.CorrelationId:
+ * 1..128 of [A-Za-z0-9._:-]). */
+static int maybe_correlation_id(Cursor *c) {
+    if (!lit(c, "\"correlation_id\":\"")) return 1;
+    const unsigned char *p = c->p, *first = c->p;
+    while (p < c->end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                          (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == ':' ||
+                          *p == '-'))
+        p++;
+    if (p == first || p - first > 128 || p >= c->end || *p != '"') return 0;
+    c->p = p + 1;
+    return lit(c, ",");
+}
+
+static int lower_hex(const unsigned char *p, int n) {
+    for (int i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* `,"traceparent":"00-<32 hex>-<16 hex>-<2 hex>"`, if there (shared.records.Traceparent). */
+static int maybe_traceparent(Cursor *c) {
+    if (!lit(c, ",\"traceparent\":\"00-")) return 1;
+    const unsigned char *p = c->p;
+    if (c->end - p < 53 || !lower_hex(p, 32) || p[32] != '-' || !lower_hex(p + 33, 16) ||
+        p[49] != '-' || !lower_hex(p + 50, 2) || p[52] != '"')
+        return 0;
+    c->p = p + 53;
+    return 1;
+}
+
 static int request_line(Cursor *c) {
     size_t chars;
-    return lit(c, "{\"data\":{\"profile_type\":") && profile_name(c) &&
-           lit(c, ",\"query\":") && object(c, 3) && lit(c, ",\"submitted_at\":") &&
-           timestamp(c) && lit(c, ",\"user_id\":") && string(c, 1, &chars) && chars >= 1 &&
+    return lit(c, "{\"data\":{") && maybe_correlation_id(c) && lit(c, "\"profile_type\":") &&
+           profile_name(c) && lit(c, ",\"query\":") && object(c, 3) &&
+           lit(c, ",\"submitted_at\":") && timestamp(c) && maybe_traceparent(c) &&
+           lit(c, ",\"user_id\":") && string(c, 1, &chars) && chars >= 1 &&
            chars <= 64 && lit(c, "},\"id\":") && uuid(c) &&
            lit(c, ",\"kind\":\"record\",\"type\":\"request\",\"version\":") && natural(c, 0) &&
            lit(c, "}");
 }
 
 static int result_line(Cursor *c) {
-    return lit(c, "{\"data\":{\"error\":") && OR_NULL(c, string(c, 1, NULL)) &&
-           lit(c, ",\"executed_at\":") && timestamp(c) && lit(c, ",\"hits\":") &&
-           array(c, 3, 1) && lit(c, ",\"part\":0,\"parts\":") && natural(c, 1) &&
-           lit(c, ",\"status\":") && (lit(c, "\"DONE\"") || lit(c, "\"FAILED\"")) &&
-           lit(c, ",\"took_ms\":") && OR_NULL(c, natural(c, 0)) && lit(c, ",\"total\":") &&
-           OR_NULL(c, natural(c, 0)) && lit(c, "},\"id\":") && uuid(c) &&
+    return lit(c, "{\"data\":{") && maybe_correlation_id(c) && lit(c, "\"error\":") &&
+           OR_NULL(c, string(c, 1, NULL)) && lit(c, ",\"executed_at\":") && timestamp(c) &&
+           lit(c, ",\"hits\":") && array(c, 3, 1) && lit(c, ",\"part\":0,\"parts\":") &&
+           natural(c, 1) && lit(c, ",\"status\":") &&
+           (lit(c, "\"DONE\"") || lit(c, "\"FAILED\"")) && lit(c, ",\"took_ms\":") &&
+           OR_NULL(c, natural(c, 0)) && lit(c, ",\"total\":") && OR_NULL(c, natural(c, 0)) &&
+           maybe_traceparent(c) && lit(c, "},\"id\":") && uuid(c) &&
            lit(c, ",\"kind\":\"record\",\"type\":\"result\",\"version\":") && natural(c, 0) &&
            lit(c, "}");
 }

@@ -16,14 +16,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
+from structlog.contextvars import bound_contextvars
 
 from shared.metrics import BATCHES
-from transfer.format import Limits, Record, WrittenBatch, write_batch
+from transfer.format import Limits, Record, WrittenBatch, uuid7, write_batch
 from transfer.format.fsutil import fsync_directory, publish
 from transfer.format.keys import SigningKey
 from transfer.format.names import sidecar_name
@@ -217,36 +218,42 @@ def export_records(
                 seq, prev = ledger.next_outgoing(
                     session, batch_model, stream=stream, source=out.source
                 )
-            written = write_batch(
-                pending_dir(out.outbox),
-                stream=stream,
-                source=out.source,
-                destination=out.destination,
-                seq=seq,
-                prev_digest=prev,
-                signing_key=out.signing_key,
-                records=feed.next_batch(),
-                ttl=out.ttl,
-                capabilities=("acks",),
-                limits=out.limits,
-            )
-            ids = feed.ids
-            continued = bool(exported and ids and last_id == ids[0])
-            last_id = ids[-1] if ids else None
-            batch = _record_out(
-                session,
-                batch_model,
-                out,
-                stream,
-                seq,
-                prev,
-                written,
-                tuple(ids) if keep_ids else (),
-                carried=len(ids) - continued,
-                counts=feed.counts,
-            )
-            if on_batch is not None:
-                on_batch(batch, ids)
+            now = datetime.now(UTC)
+            batch_id = uuid7(now)
+            with bound_contextvars(batch_id=batch_id, stream=stream):  # on its log lines
+                written = write_batch(
+                    pending_dir(out.outbox),
+                    stream=stream,
+                    source=out.source,
+                    destination=out.destination,
+                    seq=seq,
+                    prev_digest=prev,
+                    signing_key=out.signing_key,
+                    records=feed.next_batch(),
+                    ttl=out.ttl,
+                    capabilities=("acks",),
+                    limits=out.limits,
+                    now=now,
+                    batch_id=batch_id,
+                )
+                ids = feed.ids
+                continued = bool(exported and ids and last_id == ids[0])
+                last_id = ids[-1] if ids else None
+                batch = _record_out(
+                    session,
+                    batch_model,
+                    out,
+                    stream,
+                    seq,
+                    prev,
+                    written,
+                    tuple(ids) if keep_ids else (),
+                    carried=len(ids) - continued,
+                    counts=feed.counts,
+                )
+                log.info("wrote %s (%d records)", written.path.name, written.count)
+                if on_batch is not None:
+                    on_batch(batch, ids)
             exported.append(batch)
     return exported
 
@@ -319,19 +326,25 @@ def export_acks_if_due(session: Session, batch_model: type, out: Outbound) -> li
     )
     counts = {"ack": len(riding)}
     pending_dir(out.outbox).mkdir(parents=True, exist_ok=True)
-    written = write_batch(
-        pending_dir(out.outbox),
-        stream=ledger.ACKS_STREAM,
-        source=out.source,
-        destination=out.destination,
-        seq=seq,
-        prev_digest=prev,
-        signing_key=out.signing_key,
-        records=riding,
-        ttl=out.ttl,
-        capabilities=("acks",),
-        limits=out.limits,
-    )
+    now = datetime.now(UTC)
+    batch_id = uuid7(now)
+    with bound_contextvars(batch_id=batch_id, stream=ledger.ACKS_STREAM):
+        written = write_batch(
+            pending_dir(out.outbox),
+            stream=ledger.ACKS_STREAM,
+            source=out.source,
+            destination=out.destination,
+            seq=seq,
+            prev_digest=prev,
+            signing_key=out.signing_key,
+            records=riding,
+            ttl=out.ttl,
+            capabilities=("acks",),
+            limits=out.limits,
+            now=now,
+            batch_id=batch_id,
+        )
+        log.info("wrote %s (%d acks)", written.path.name, written.count)
     return [
         _record_out(
             session, batch_model, out, ledger.ACKS_STREAM, seq, prev, written, (), counts=counts

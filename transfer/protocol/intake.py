@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
+from structlog.contextvars import bound_contextvars
 
 from shared import audit
 from shared.db import utcnow
@@ -153,7 +154,33 @@ def import_file(
     on_gap: OnQuarantine | None = None,
 ) -> ImportOutcome:
     """Import one batch exactly once, or quarantine it; never half-imports. `on_gap` runs
-    in the import's transaction when the batch leaves a gap in its stream's sequence."""
+    in the import's transaction when the batch leaves a gap in its stream's sequence. Every
+    log line written meanwhile names the batch (`batch_id`, `stream`, from its file name)."""
+    with bound_contextvars(**batch_log_context(path.name)):
+        return _import_file(
+            path, batch_model, inbound, handlers, transaction, on_quarantine, on_gap
+        )
+
+
+def batch_log_context(name: str) -> dict[str, str]:
+    """The log fields naming the batch file `name`: `batch_id` and `stream` (none if the
+    name does not parse)."""
+    try:
+        parsed = parse_batch_filename(name)
+    except ValueError:
+        return {}
+    return {"batch_id": parsed.batch_id, "stream": parsed.stream}
+
+
+def _import_file(
+    path: Path,
+    batch_model: type,
+    inbound: Inbound,
+    handlers: Mapping[str, RecordHandler | BulkHandler],
+    transaction: Callable[[], AbstractContextManager[Session]],
+    on_quarantine: OnQuarantine | None,
+    on_gap: OnQuarantine | None,
+) -> ImportOutcome:
     outcome = ImportOutcome(path.name, "imported")
     try:
         with transaction() as session:

@@ -26,7 +26,7 @@ from transfer.format import Record, record_line, verify_file, write_batch
 from transfer.format.fastschema import RequestFields, ResultFields, canonical_uuids, run_decoder
 from transfer.format.keys import SigningKey
 
-MODELS_FINGERPRINT = "2f279ca292bc3c7fcc2e1e9a28858306e7e6844086944ca1e5c9dc567b8f4c44"
+MODELS_FINGERPRINT = "d77c8f08519956d3bc0696bc1d1a2a44242b7dfd73dca49096bb23f7bbdbd3f1"
 RID = "0190a5da-c967-74bb-8cce-b302099a8057"
 BCRYPT = "$2b$12$" + "a" * 53
 REQUEST = {
@@ -59,6 +59,8 @@ PROFILE = {
     "rate_limits": {"minute": 1, "hour": 2, "day": 3},
 }
 ACK = {"stream": "results", "through_seq": 41, "missing": [39], "rejected": []}
+CID = "0af7651916cd43dd8448eb211c80319c"  # a correlation id as the API's edge makes them
+TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # W3C's example traceparent
 
 
 def req(record_id: str = RID, /, **changes: Any) -> Record:
@@ -84,6 +86,22 @@ SAMPLES: dict[str, tuple[str, Record, bool]] = {
     "request-cancelled": ("requests", req(cancelled=True), True),
     "request-not-cancelled": ("requests", req(cancelled=False), True),
     "request-cancelled-int": ("requests", req(cancelled=1), False),
+    "request-correlated": ("requests", req(correlation_id=CID, traceparent=TP), True),
+    "request-correlation-128": ("requests", req(correlation_id="A.b_c:d-" + "x" * 120), True),
+    "request-correlation-129": ("requests", req(correlation_id="x" * 129), False),
+    "request-correlation-empty": ("requests", req(correlation_id=""), False),
+    "request-correlation-space": ("requests", req(correlation_id="a b"), False),
+    "request-correlation-newline": ("requests", req(correlation_id=CID + "\n"), False),
+    "request-correlation-accent": ("requests", req(correlation_id="é"), False),
+    "request-correlation-int": ("requests", req(correlation_id=5), False),
+    "request-correlation-null": ("requests", req(correlation_id=None), False),
+    "request-traceparent": ("requests", req(traceparent=TP), True),
+    "request-traceparent-upper": ("requests", req(traceparent=TP.upper()), False),
+    "request-traceparent-version": ("requests", req(traceparent="01" + TP[2:]), False),
+    "request-traceparent-short": ("requests", req(traceparent=TP[:-1]), False),
+    "request-traceparent-newline": ("requests", req(traceparent=TP + "\n"), False),
+    "request-traceparent-longer": ("requests", req(traceparent=TP + "-x"), False),
+    "request-traceparent-null": ("requests", req(traceparent=None), False),
     "request-user-65": ("requests", req(user_id="😀" * 65), False),
     "request-user-empty": ("requests", req(user_id=""), False),
     "request-user-int": ("requests", req(user_id=5), False),
@@ -102,6 +120,9 @@ SAMPLES: dict[str, tuple[str, Record, bool]] = {
     "result": ("results", res(), True),
     "result-failed": ("results", res(**FAILED), True),
     "result-part-0": ("results", res(part=0, parts=3), True),
+    "result-correlated": ("results", res(correlation_id=CID, traceparent=TP), True),
+    "result-correlation-bad": ("results", res(correlation_id="a/b"), False),
+    "result-traceparent-bad": ("results", res(traceparent=TP.replace("-01", "-1")), False),
     "result-part-1": ("results", res(part=1, parts=3), False),
     "result-part-3-of-3": ("results", res(part=3, parts=3), False),
     "result-parts-0": ("results", res(parts=0), False),
@@ -259,6 +280,20 @@ JSON = st.recursive(
     max_leaves=8,
 )
 NUMBERS = st.one_of(st.none(), st.booleans(), st.integers(-2, 2**64 - 1), st.floats(-1, 3), TEXT)
+CORRELATION_IDS = st.one_of(
+    st.sampled_from([CID, "x" * 128, "x" * 129, "a\n", "a b", "", None, 7]),
+    st.text(alphabet="AZaz09._:-/ \n", max_size=130),
+)
+TRACEPARENTS = st.one_of(
+    st.sampled_from([TP, TP.upper(), TP + "\n", "01" + TP[2:], TP[:-1], None, 1]),
+    st.text(alphabet="0f-a\n", min_size=54, max_size=56),
+    st.builds(
+        "00-{}-{}-{}".format,
+        st.text(alphabet="0123456789abcdefA", min_size=31, max_size=33),
+        st.text(alphabet="0123456789abcdef", min_size=16, max_size=16),
+        st.text(alphabet="0123456789abcdef", min_size=2, max_size=2),
+    ),
+)
 
 
 def _maybe(draw: st.DrawFn, data: dict[str, Any], name: str, values: st.SearchStrategy) -> None:
@@ -276,6 +311,8 @@ def request_data(draw: st.DrawFn) -> dict[str, Any]:
     _maybe(draw, data, "profile_type", TEXT)
     _maybe(draw, data, "query", JSON)
     _maybe(draw, data, "submitted_at", TIMES)
+    _maybe(draw, data, "correlation_id", CORRELATION_IDS)
+    _maybe(draw, data, "traceparent", TRACEPARENTS)
     if draw(st.booleans()):
         data[draw(TEXT)] = draw(JSON)
     return data
@@ -292,6 +329,8 @@ def result_data(draw: st.DrawFn) -> dict[str, Any]:
     _maybe(draw, data, "took_ms", NUMBERS)
     _maybe(draw, data, "part", NUMBERS)
     _maybe(draw, data, "parts", NUMBERS)
+    _maybe(draw, data, "correlation_id", CORRELATION_IDS)
+    _maybe(draw, data, "traceparent", TRACEPARENTS)
     return data
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fastschema import IDS, RID, SAMPLES, req, request_data, res, result_data
+from test_fastschema import CID, IDS, RID, SAMPLES, TP, req, request_data, res, result_data
 from transfer_helpers import DESTINATION, NOW, forge
 
 from shared.records import validate_record
@@ -60,6 +60,8 @@ def line_of(record: Record) -> bytes:
 AS_WRITTEN = {"part": 0, "parts": 1}  # a single-part result, as the exporter writes it
 REQUEST_LINE = line_of(req())
 RESULT_LINE = line_of(res(**AS_WRITTEN))
+CORRELATED_REQUEST_LINE = line_of(req(correlation_id=CID, traceparent=TP))
+CORRELATED_RESULT_LINE = line_of(res(**AS_WRITTEN, correlation_id=CID, traceparent=TP))
 
 
 def test_a_library_older_than_its_source_is_not_used(tmp_path, monkeypatch):
@@ -91,9 +93,13 @@ def test_only_the_bulk_streams_have_a_checker():
         ("requests", req()),
         ("requests", req(user_id="😀" * 64, query={})),
         ("requests", req(submitted_at="2024-02-29T23:59:59.123456Z")),
+        ("requests", req(correlation_id=CID)),
+        ("requests", req(correlation_id="A.b_c:d-" + "x" * 120, traceparent=TP)),
         ("results", res(**AS_WRITTEN)),
         ("results", res(**AS_WRITTEN, status="FAILED", hits=[], error='boom \\ "x" \n é')),
         ("results", res(part=0, parts=3, total=None, took_ms=None)),
+        ("results", res(**AS_WRITTEN, correlation_id=CID)),
+        ("results", res(**AS_WRITTEN, correlation_id=CID, traceparent=TP)),
     ],
 )
 def test_it_proves_what_the_writers_write(stream, record):
@@ -190,6 +196,27 @@ HOSTILE_REQUESTS = {
     "query array": _swap(REQUEST_LINE, Q, b'"query":[]'),
     "query null": _swap(REQUEST_LINE, Q, b'"query":null'),
     "kind header": _swap(REQUEST_LINE, b'"kind":"record"', b'"kind":"header"'),
+    "correlation escaped": _swap(CORRELATED_REQUEST_LINE, CID.encode(), b"\\u0041" + b"a" * 31),
+    "correlation slash": _swap(CORRELATED_REQUEST_LINE, CID.encode(), b"a/b"),
+    "correlation empty": _swap(CORRELATED_REQUEST_LINE, CID.encode(), b""),
+    "correlation 129": _swap(CORRELATED_REQUEST_LINE, CID.encode(), b"x" * 129),
+    "correlation null": _swap(CORRELATED_REQUEST_LINE, b'"' + CID.encode() + b'"', b"null"),
+    "correlation twice": _swap(
+        CORRELATED_REQUEST_LINE,
+        b'"correlation_id":"',
+        b'"correlation_id":"a","correlation_id":"',
+    ),
+    "correlation last": _swap(
+        REQUEST_LINE,
+        b'"user_id":"u-1"',
+        b'"user_id":"u-1","correlation_id":"' + CID.encode() + b'"',
+    ),
+    "traceparent upper": _swap(CORRELATED_REQUEST_LINE, TP.encode(), TP.upper().encode()),
+    "traceparent version 01": _swap(CORRELATED_REQUEST_LINE, b'"00-', b'"01-'),
+    "traceparent longer": _swap(CORRELATED_REQUEST_LINE, TP.encode(), TP.encode() + b"-00"),
+    "traceparent first": _swap(
+        REQUEST_LINE, b'{"data":{', b'{"data":{"traceparent":"' + TP.encode() + b'",'
+    ),
 }
 
 
@@ -206,6 +233,8 @@ def test_hostile_lines_that_are_fine_are_still_proven():
         assert proven("requests", HOSTILE_REQUESTS[name]), name
     for name in ("feb 29 2000", "year 1", "user 64 escaped"):
         assert proven("requests", HOSTILE_REQUESTS[name]), name
+    assert proven("requests", CORRELATED_REQUEST_LINE)
+    assert proven("results", CORRELATED_RESULT_LINE)
 
 
 def nested(levels: int) -> bytes:
@@ -266,7 +295,15 @@ def test_hostile_result_lines(name):
     assert not proven("requests", line)
 
 
-@pytest.mark.parametrize("stream, line", [("requests", REQUEST_LINE), ("results", RESULT_LINE)])
+@pytest.mark.parametrize(
+    "stream, line",
+    [
+        ("requests", REQUEST_LINE),
+        ("results", RESULT_LINE),
+        ("requests", CORRELATED_REQUEST_LINE),
+        ("results", CORRELATED_RESULT_LINE),
+    ],
+)
 def test_every_single_byte_change(stream, line):
     assert proven(stream, line)
     replacements = b'\x00\x01\n "\\,:[]{}0-9aeEZ.\x7f\x80\xbf\xc3\xed\xf4\xff'

@@ -215,7 +215,7 @@ def send_emails(settings: ResponseSettings) -> dict:
 def send_webhooks(settings: ResponseSettings) -> dict:
     """Send the webhook deliveries that are due (`shared.webhook_sender`: each step its own
     short transaction, none open during a POST); drop attempts past the retention."""
-    return webhooks.send_due(partial(transaction, settings.database_url), settings)
+    return webhooks.SERVICE.send_due(partial(transaction, settings.database_url), settings)
 
 
 def task_run_recorder() -> DatabaseRunRecorder:

@@ -4,8 +4,9 @@ and sending a delivery again.
 
 Each network builds the router with its own caller dependency and a `work(caller)` that
 opens the caller's unit of work and gives (session, user); `service` is the network's
-`services.webhooks` module. (No `from __future__ import annotations`: the routes' annotations
-name the caller dependency given to `build_router`, which FastAPI must see evaluated.)
+`shared.webhook_service.WebhookService` (`services.webhooks.SERVICE`). (No
+`from __future__ import annotations`: the routes' annotations name the caller dependency
+given to `build_router`, which FastAPI must see evaluated.)
 """
 
 from collections.abc import Callable

@@ -20,4 +20,4 @@ def _work(caller: Caller) -> Iterator[tuple[Session, Any]]:
         yield unit.session, unit.user
 
 
-router = build_router(UserDep, _work, webhooks)
+router = build_router(UserDep, _work, webhooks.SERVICE)

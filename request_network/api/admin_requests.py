@@ -52,10 +52,15 @@ def list_requests(
     ] = None,
     limit: Annotated[PageLimit, Query()] = 50,
     offset: Annotated[PageOffset, Query()] = 0,
+    sort: Annotated[
+        admin_requests.RequestSort,
+        Query(description="A column, `-` first for descending (default: newest first)"),
+    ] = "-created_at",
 ) -> AdminRequestPage:
     with caller.reads() as unit:
         rows, total = admin_requests.list_requests(
             session=unit.session,
+            sort=sort,
             status=status,
             user_id=user_id,
             older_than=timedelta(hours=older_than_hours) if older_than_hours else None,

@@ -31,6 +31,25 @@ def _status_filter(status: PublicStatus):
     return Request.status == status  # COMPLETED, FAILED, EXPIRED, CANCELLED: stored as named
 
 
+RequestSort = Literal[
+    "created_at", "-created_at", "updated_at", "-updated_at", "status", "-status",
+    "username", "-username", "profile_type", "-profile_type",
+]  # fmt: skip
+_SORT_COLUMNS = {
+    "created_at": Request.created_at,
+    "updated_at": Request.updated_at,
+    "status": Request.status,
+    "username": User.username,
+    "profile_type": Request.profile_type,
+}
+
+
+def _order(sort: RequestSort) -> tuple[Any, ...]:
+    column = _SORT_COLUMNS[sort.lstrip("-")]
+    first = column.desc() if sort.startswith("-") else column.asc()
+    return (first, Request.created_at.desc(), Request.id)
+
+
 def list_requests(
     *,
     session: Session,
@@ -40,9 +59,11 @@ def list_requests(
     stuck_after: timedelta | None,
     limit: int,
     offset: int,
+    sort: RequestSort = "-created_at",
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of requests and how many match. `stuck_after`: only requests still waiting
-    for their answer (pending or in transit) whose last change is older than that."""
+    for their answer (pending or in transit) whose last change is older than that. `sort`:
+    a column, `-` first for descending; ties in submission order, then by id."""
     now = utcnow()
     query = (
         select(
@@ -68,9 +89,7 @@ def list_requests(
                 RequestExport.at <= now - stuck_after,
             ),
         )
-    rows = session.execute(
-        query.order_by(Request.created_at.desc(), Request.id).limit(limit).offset(offset)
-    ).all()
+    rows = session.execute(query.order_by(*_order(sort)).limit(limit).offset(offset)).all()
     total = rows[0].total if rows else 0
     if not rows and offset:
         total = session.execute(

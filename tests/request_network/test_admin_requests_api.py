@@ -111,6 +111,23 @@ def test_rows_say_who_and_where(client, root, world):
     assert (len(page["items"]), page["total"]) == (2, 6)
 
 
+def test_sorting(client, root, world):
+    def order(sort: str) -> list[dict]:
+        reply = client.get(REQUESTS, params={"sort": sort}, headers=root)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["items"]
+
+    oldest = {world[n] for n in ("old_pending", "old_transit", "done")}  # one time, two days ago
+    newest = order("-created_at")  # the default
+    default = client.get(REQUESTS, headers=root).json()["items"]
+    assert [r["id"] for r in newest] == [r["id"] for r in default]
+    assert {r["id"] for r in newest[-3:]} == oldest
+    assert {r["id"] for r in order("created_at")[:3]} == oldest
+    names = [r["username"] for r in order("username")]
+    assert names == sorted(names) and [r["username"] for r in order("-username")] == names[::-1]
+    assert_problem(client.get(REQUESTS, params={"sort": "query"}, headers=root), 422)
+
+
 def test_refusals(client, root, world, login):
     assert_problem(client.get(REQUESTS, params={"status": "EXPORTED"}, headers=root), 422)
     assert_problem(client.get(REQUESTS, params={"stuck_hours": 0}, headers=root), 422)

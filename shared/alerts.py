@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from shared import notifications
 from shared.db import utcnow
 from shared.problems import Problem
 
-__all__ = ["LEVELS", "acknowledge", "escalate", "page", "tracker"]
+__all__ = ["LEVELS", "AlertSort", "acknowledge", "escalate", "page", "tracker"]
 
 #: What an escalation level may name: a role group, or the on-call email addresses.
 LEVELS = ("operators", "admins", "oncall")
@@ -117,11 +117,36 @@ def escalate(
     return len(due)
 
 
+AlertSort = Literal[
+    "opened_at", "-opened_at", "severity", "-severity", "level", "-level", "kind", "-kind",
+]  # fmt: skip
+#: Severity sorts by weight, not by name.
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+
+def _order(alert_model: type, sort: str) -> tuple[Any, ...]:
+    name = sort.lstrip("-")
+    column = (
+        case(SEVERITY_RANK, value=alert_model.severity, else_=-1)
+        if name == "severity"
+        else getattr(alert_model, name)
+    )
+    first = column.desc() if sort.startswith("-") else column.asc()
+    return (first, alert_model.opened_at.desc(), alert_model.id.desc())
+
+
 def page(
-    session: Session, alert_model: type, *, state: str | None, limit: int, offset: int
+    session: Session,
+    alert_model: type,
+    *,
+    state: str | None,
+    limit: int,
+    offset: int,
+    sort: AlertSort = "-opened_at",
 ) -> tuple[list[Any], int]:
-    """Alerts newest first; `state`: open (neither acknowledged nor resolved),
-    acknowledged, resolved, or all."""
+    """A page of alerts (default newest first; `sort`: a column, `-` first for descending,
+    severity by weight); `state`: open (neither acknowledged nor resolved), acknowledged,
+    resolved, or all."""
     query = select(alert_model)
     if state == "open":
         query = query.where(
@@ -137,9 +162,7 @@ def page(
         select(func.count()).select_from(query.order_by(None).subquery())
     ).scalar_one()
     rows = session.scalars(
-        query.order_by(alert_model.opened_at.desc(), alert_model.id.desc())
-        .limit(limit)
-        .offset(offset)
+        query.order_by(*_order(alert_model, sort)).limit(limit).offset(offset)
     ).all()
     return list(rows), total
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from shared.alerts import AlertSort
 from shared.validation import PageLimit, PageOffset
 
 AlertId = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -80,12 +81,16 @@ def build_router(
         ] = None,
         limit: Annotated[PageLimit, Query()] = 50,
         offset: Annotated[PageOffset, Query()] = 0,
+        sort: Annotated[
+            AlertSort,
+            Query(description="A column, `-` first for descending (default: newest first)"),
+        ] = "-opened_at",
     ) -> AlertPage:
-        """Operational alerts, newest first, each with its history (opened, escalated,
-        acknowledged, resolved)."""
+        """Operational alerts, newest first unless sorted otherwise, each with its history
+        (opened, escalated, acknowledged, resolved)."""
         with work(caller) as (session, _user_id):
             rows, total = service.alert_page(
-                session=session, state=state, limit=limit, offset=offset
+                session=session, state=state, limit=limit, offset=offset, sort=sort
             )
             items = [_out(r) for r in rows]
         return AlertPage(items=items, total=total, limit=limit, offset=offset)

@@ -135,8 +135,10 @@ def escalate(settings: Any, *, session: Session, minutes: int) -> int:
     )
 
 
-def alert_page(*, session: Session, state: str | None, limit: int, offset: int):
-    return alerts.page(session, Alert, state=state, limit=limit, offset=offset)
+def alert_page(
+    *, session: Session, state: str | None, limit: int, offset: int, sort: str = "-opened_at"
+):
+    return alerts.page(session, Alert, state=state, limit=limit, offset=offset, sort=sort)
 
 
 def acknowledge(alert_id: int, *, session: Session, actor: str) -> Any:

@@ -98,3 +98,24 @@ def test_acknowledging_stops_it_and_clearing_resolves_it(client, login, api_db, 
     assert_problem(client.post(f"{ALERTS}/{redis_down['id']}/ack", headers=root), 409)
     assert_problem(client.post(f"{ALERTS}/999999/ack", headers=root), 404)
     assert_problem(client.get(ALERTS, headers=login("olga")), 403)
+
+
+def test_alerts_sort_by_severity_weight_level_kind_or_time(client, login, api_db, settings, staff):
+    down = HealthReport("down", "1", None, [Component("redis", "down", "refused", None, True, {})])
+    with transaction(api_db) as session:
+        notifications.emit(session, "batch.quarantined", title="quarantined")  # error
+        notifications.emit(session, "disk.low", title="disk")  # warning
+        notifications.health_alerts(down, session=session)  # component.down: critical
+    step(api_db, settings)
+    root = login("root")
+
+    def kinds(sort: str) -> list[str]:
+        reply = client.get(ALERTS, params={"sort": sort}, headers=root)
+        assert reply.status_code == 200, reply.text
+        return [a["kind"] for a in reply.json()["items"]]
+
+    by_weight = ["component.down", "batch.quarantined", "disk.low"]
+    assert kinds("-severity") == by_weight and kinds("severity") == by_weight[::-1]
+    assert kinds("kind") == sorted(by_weight) and kinds("-kind") == sorted(by_weight)[::-1]
+    assert set(kinds("-opened_at")) == set(by_weight)
+    assert_problem(client.get(ALERTS, params={"sort": "title"}, headers=root), 422)

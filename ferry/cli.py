@@ -70,12 +70,27 @@ def status_cmd(
 @app.command()
 def demo(
     workdir: str = typer.Option("var/demo", help="Scratch directory (wiped first)"),
+    serve: bool = typer.Option(
+        False, "--serve", help="Then keep both APIs and their admin panels up until Ctrl-C"
+    ),
+    request_port: int = typer.Option(
+        8000, min=0, max=65535, help="With --serve: the request network's port (0: any free)"
+    ),
+    response_port: int = typer.Option(
+        8001, min=0, max=65535, help="With --serve: the response network's port (0: any free)"
+    ),
 ):
-    """Run the whole cycle on embedded defaults and check the answer."""
+    """Run the whole cycle on embedded defaults and check the answer.
+
+    With --serve, both networks' APIs and admin panels then stay up on 127.0.0.1 (their URLs
+    and a panel login made for this run are printed) until Ctrl-C or SIGTERM.
+    """
     from ferry.demo import run_demo
 
     configure_logging(log_format="console")  # readable lines beside the narration
-    raise typer.Exit(run_demo(workdir))
+    raise typer.Exit(
+        run_demo(workdir, serve=serve, request_port=request_port, response_port=response_port)
+    )
 
 
 def main() -> None:

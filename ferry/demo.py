@@ -2,16 +2,24 @@
 
 SQLite for both networks, the in-process Redis stand-in, Celery tasks run in-process and
 osmem-server as the search engine. The code paths are the production ones; only URLs differ.
+
+With `serve`, both networks' APIs (and their admin panels) stay up on 127.0.0.1 after a
+successful cycle, with an admin whose password is made for this run, until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
+import signal
+import socket
+import sys
 import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,6 +29,7 @@ from rich.console import Console
 
 DATA = Path(__file__).parent / "demo_data"
 DEMO_PASSWORD = "ferry-demo-pass"  # noqa: S105 - the embedded demo's own sample user
+DEMO_ADMIN = "admin"  # the panel's sign-in under `--serve`; its password is made per run
 QUERY = {
     "query": {
         "all": [
@@ -65,21 +74,39 @@ def _env(work: Path, search_url: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def _serve(app, port_holder: list[int]):
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    port_holder.append(server.servers[0].sockets[0].getsockname()[1])
+def _listen(port: int) -> socket.socket:
+    """A socket bound to 127.0.0.1:`port` (0: any free port), for uvicorn to serve on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        yield
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextmanager
+def _serve(app, sock: socket.socket | None = None) -> Iterator[int]:
+    """`app` served by uvicorn in a thread on `sock` (a free port if None); yields the port."""
+    sock = sock or _listen(0)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not server.started:
+        server.should_exit = True
+        sock.close()
+        raise RuntimeError(f"the API on 127.0.0.1:{sock.getsockname()[1]} did not start")
+    try:
+        yield sock.getsockname()[1]
     finally:
         server.should_exit = True
-        thread.join(5)
+        thread.join(10)
+        sock.close()
 
 
 def _step(n: int, text: str) -> None:
@@ -96,26 +123,50 @@ def _carry(src: Path, dst: Path, what: str) -> None:
         raise RuntimeError(f"nothing carried for {what}: {report.refused}")
 
 
-def run_demo(workdir: str) -> int:
+def run_demo(
+    workdir: str, *, serve: bool = False, request_port: int = 8000, response_port: int = 8001
+) -> int:
+    """The cycle, 0 if the expected hits came back; with `serve`, then both APIs and their
+    panels on 127.0.0.1 until SIGINT or SIGTERM (0 once both have stopped)."""
     import logging
 
     from osmem_server import OsmemServer
 
     logging.getLogger().setLevel(logging.WARNING)  # the narration is the demo's output
-    work = Path(workdir).resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    started = time.monotonic()
-    with OsmemServer.start(japanese=False) as search:
-        os.environ.update(_env(work, search.url))
-        try:
-            return _cycle(work, started)
-        except Exception as exc:  # noqa: BLE001 - the demo reports any failure plainly
-            console.print(f"[bold red]demo failed:[/] {exc}")
-            return 1
+    with ExitStack() as stack:
+        sockets = {}
+        if serve:  # a port in use is reported before the cycle, not after it
+            for net, port in (("request", request_port), ("response", response_port)):
+                try:
+                    sockets[net] = stack.enter_context(_listen(port))
+                except OSError as exc:
+                    console.print(
+                        f"[bold red]cannot serve[/] the {net} network on "
+                        f"127.0.0.1:{port}: {exc.strerror or exc}"
+                    )
+                    return 1
+        work = Path(workdir).resolve()
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        started = time.monotonic()
+        admin_password = secrets.token_urlsafe(12) if serve else None
+        with OsmemServer.start(japanese=False) as search:
+            os.environ.update(_env(work, search.url))
+            try:
+                code = _cycle(work, started, admin_password)
+            except Exception as exc:  # noqa: BLE001 - the demo reports any failure plainly
+                console.print(f"[bold red]demo failed:[/] {exc}")
+                return 1
+            if code or not serve:
+                return code
+            try:
+                return _serve_until_stopped(sockets, admin_password)
+            except Exception as exc:  # noqa: BLE001 - reported plainly, as the cycle's
+                console.print(f"[bold red]cannot serve:[/] {exc}")
+                return 1
 
 
-def _cycle(work: Path, started: float) -> int:
+def _cycle(work: Path, started: float, admin_password: str | None = None) -> int:
     from request_network import tasks as rq_tasks
     from request_network.app import create_app
     from request_network.settings import get_settings as rq_settings
@@ -127,11 +178,14 @@ def _cycle(work: Path, started: float) -> int:
     from shared.db import transaction
     from shared.migrate import upgrade
     from transfer.format.keys import generate_keypair
+    from transfer.protocol.config import make_transfer_dirs
 
     rq, rs = rq_settings(), rs_settings()
     _step(1, "Setting up both networks: keys, databases, sample index")
     for net in ("request", "response"):
         generate_keypair(work / "keys" / net, net)
+    for settings in (rq, rs):  # as every process of a real deployment does at start
+        make_transfer_dirs(settings)
     upgrade("request", rq.database_url)
     upgrade("response", rs.database_url)
     with transaction(rs.database_url) as s:
@@ -144,9 +198,20 @@ def _cycle(work: Path, started: float) -> int:
             rounds=rs.bcrypt_rounds,
             actor="demo",
         )
+        if admin_password is not None:  # the panels' sign-in, for `--serve`
+            create_user(
+                session=s,
+                username=DEMO_ADMIN,
+                password=admin_password,
+                profile_type="articles",
+                role="admin",
+                rounds=rs.bcrypt_rounds,
+                actor="demo",
+            )
     backend = backend_for(rs)
     loaded = backend.bulk_load("articles", read_jsonl(DATA / "articles.jsonl"))
-    console.print(f"      {loaded} documents indexed in 'articles'; user alice created")
+    made = "users alice and admin" if admin_password is not None else "user alice"
+    console.print(f"      {loaded} documents indexed in 'articles'; {made} created")
 
     _step(2, "Response network exports users and profile types (it is their authority)")
     out = rs_tasks.export.delay().get()
@@ -156,9 +221,8 @@ def _cycle(work: Path, started: float) -> int:
     result = rq_tasks.import_batches.delay().get()
     console.print(f"      request network imported {len(result['files'])} identity batches")
 
-    port: list[int] = []
-    with _serve(create_app(rq), port):
-        base = f"http://127.0.0.1:{port[0]}"
+    with _serve(create_app(rq)) as port:
+        base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as http:
             token = (
                 http.post(
@@ -221,3 +285,38 @@ def _cycle(work: Path, started: float) -> int:
         return 0
     console.print(f"[bold red]demo failed[/]: expected {sorted(want)}, got {sorted(got)}")
     return 1
+
+
+def _serve_until_stopped(sockets: dict[str, socket.socket], admin_password: str) -> int:
+    """Both networks' APIs with their panels on `sockets` until SIGINT or SIGTERM."""
+    from request_network.app import create_app as request_app
+    from request_network.settings import get_settings as rq_settings
+    from response_network.app import create_app as response_app
+    from response_network.settings import get_settings as rs_settings
+
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with (
+            _serve(request_app(rq_settings()), sockets["request"]) as rq_port,
+            _serve(response_app(rs_settings()), sockets["response"]) as rs_port,
+        ):
+            console.print("\n[bold]Both networks are up[/] (127.0.0.1 only; Ctrl-C stops them):")
+            for net, port in (("request ", rq_port), ("response", rs_port)):
+                base = f"http://127.0.0.1:{port}"
+                console.print(
+                    f"  {net} network   API {base}   docs {base}/docs   panel {base}/admin"
+                )
+            console.print(f"  panel login  {DEMO_ADMIN} / {admin_password}  (made for this run)")
+            console.print(f"  API user     alice / {DEMO_PASSWORD}  (the demo's sample user)")
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+            console.print("stopping…")
+        console.print("stopped")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

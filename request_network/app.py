@@ -29,6 +29,7 @@ from request_network.api import (
     requests,
     webhooks,
 )
+from request_network.panel import install_panel
 from request_network.services import governed
 from request_network.settings import RequestSettings, get_settings
 from shared import tracing
@@ -79,4 +80,5 @@ def create_app(settings: RequestSettings | None = None) -> FastAPI:
     app.add_middleware(HttpMetrics, fastapi_app=app)  # every request timed, refusals too
     app.add_middleware(SecurityHeaders, fastapi_app=app)  # outermost: on every reply
     app.add_middleware(RequestLogging)  # around all: each reply logged, X-Request-ID on it
+    install_panel(app, settings)  # the admin panel at /admin (docs/PANEL.md)
     return app

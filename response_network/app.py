@@ -24,6 +24,7 @@ from response_network.api import (
     operator,
     webhooks,
 )
+from response_network.panel import install_panel
 from response_network.settings import ResponseSettings, get_settings
 from shared import tracing
 from shared.api_docs import install_api_docs
@@ -72,4 +73,5 @@ def create_app(settings: ResponseSettings | None = None) -> FastAPI:
     app.add_middleware(HttpMetrics, fastapi_app=app)  # every request timed, refusals too
     app.add_middleware(SecurityHeaders, fastapi_app=app)  # outermost: on every reply
     app.add_middleware(RequestLogging)  # around all: each reply logged, X-Request-ID on it
+    install_panel(app, settings)  # the admin panel at /admin (docs/PANEL.md)
     return app

@@ -50,7 +50,7 @@ class AlertPage(BaseModel):
     offset: int
 
 
-def _out(alert: Any) -> AlertOut:
+def alert_view(alert: Any) -> AlertOut:
     if alert.resolved_at is not None:
         state = "resolved"
     elif alert.acknowledged_at is not None:
@@ -92,7 +92,7 @@ def build_router(
             rows, total = service.alert_page(
                 session=session, state=state, limit=limit, offset=offset, sort=sort
             )
-            items = [_out(r) for r in rows]
+            items = [alert_view(r) for r in rows]
         return AlertPage(items=items, total=total, limit=limit, offset=offset)
 
     @router.post(
@@ -103,7 +103,7 @@ def build_router(
     def acknowledge(caller: admin_dep, alert_id: AlertId) -> AlertOut:
         """Acknowledge an alert: it escalates no further (again: no change)."""
         with work(caller) as (session, user_id):
-            return _out(service.acknowledge(alert_id, session=session, actor=user_id))
+            return alert_view(service.acknowledge(alert_id, session=session, actor=user_id))
 
     return router
 

@@ -57,12 +57,12 @@ class MarkedRead(BaseModel):
     marked: int
 
 
-def _out(row: Any) -> NotificationOut:
+def notification_view(row: Any) -> NotificationOut:
     return NotificationOut.model_validate(row, from_attributes=True)
 
 
 def _event(row: Any) -> bytes:
-    body = orjson.dumps(_out(row).model_dump(mode="json"))
+    body = orjson.dumps(notification_view(row).model_dump(mode="json"))
     return b"id: %d\nevent: notification\ndata: %s\n\n" % (row.id, body)
 
 
@@ -86,7 +86,7 @@ def build_router(
             rows, total, unread_count = service.page(
                 user_id, session=session, limit=limit, offset=offset, unread=unread
             )
-            items = [_out(r) for r in rows]
+            items = [notification_view(r) for r in rows]
         return NotificationPage(
             items=items, total=total, unread=unread_count, limit=limit, offset=offset
         )
@@ -99,7 +99,7 @@ def build_router(
     def read_one(caller: user_dep, notification_id: NotificationId) -> NotificationOut:
         """Mark one of your notifications read (again: no change)."""
         with work(caller) as (session, user_id):
-            return _out(service.mark_read(user_id, notification_id, session=session))
+            return notification_view(service.mark_read(user_id, notification_id, session=session))
 
     @router.post("/api/v1/notifications/read-all", response_model=MarkedRead)
     def read_all(caller: user_dep) -> MarkedRead:

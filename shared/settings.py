@@ -93,6 +93,8 @@ class FerrySettings(BaseSettings):
             "email_backoff_cap_s",
             "email_digest_threshold",
             "email_batch",
+            "panel_idle_minutes",
+            "panel_absolute_hours",
         }
     )
 
@@ -255,6 +257,11 @@ class FerrySettings(BaseSettings):
     # The interactive API docs (/docs) and the schema (/openapi.json) describe every route to
     # anyone who asks, so they are served only when asked for (always in the demo).
     api_docs: bool = False
+
+    # The admin panel (/admin, docs/PANEL.md): a session ends after this many minutes
+    # without a request, and this many hours after its login whatever happens.
+    panel_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    panel_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
 
     def fastapi_docs(self) -> dict[str, str | None]:
         """FastAPI's docs arguments: the schema served, or not. FastAPI's own docs pages stay

@@ -1,11 +1,13 @@
-"""Admin: the imported requests (every user's), one with its executions and its result's
-export, and the retry of a failed one (audited; exactly once under concurrency)."""
+"""Admin: the imported requests (every user's, filtered by status, user, profile type and
+age), one with its executions and its result's export, and the retry of a failed one
+(audited; exactly once under concurrency)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+from annotated_types import Ge, Le
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, Field
 
@@ -18,6 +20,7 @@ from shared.validation import PageLimit, PageOffset, RequestId, UserId
 router = APIRouter(tags=["admin-requests"])
 AdminDep = Annotated[Caller, Depends(caller("admin"))]
 REQUESTS = "/api/v1/admin/requests"
+Hours = Annotated[int, Ge(1), Le(24 * 365)]  # a query parameter: text that reads as an int
 
 
 class ImportedRequestRow(BaseModel):
@@ -77,6 +80,9 @@ def list_requests(
     status: admin_requests.RequestStatus | None = None,
     user_id: Annotated[UserId | None, Query()] = None,
     profile_type: Annotated[ProfileName | None, Query()] = None,
+    older_than_hours: Annotated[
+        Hours | None, Query(description="Submitted at least this long ago")
+    ] = None,
     limit: Annotated[PageLimit, Query()] = 50,
     offset: Annotated[PageOffset, Query()] = 0,
 ) -> ImportedRequestPage:
@@ -87,6 +93,7 @@ def list_requests(
             status=status,
             user_id=user_id,
             profile_type=profile_type,
+            older_than=timedelta(hours=older_than_hours) if older_than_hours else None,
             limit=limit,
             offset=offset,
         )

@@ -1,5 +1,5 @@
 """Imported requests as an admin follows them on the response network: every user's, filtered
-by status, user and profile type, newest first; one request with the batch it came in,
+by status, user, profile type and age, newest first; one request with the batch it came in,
 every execution and whether its result has gone out; and the retry of a failed one.
 
 A retry puts a FAILED request back in the queue, once: its row is locked (`SELECT … FOR
@@ -11,6 +11,7 @@ result replaces the old one and is marked unexported, so the next results batch 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select
@@ -55,11 +56,15 @@ def list_requests(
     status: RequestStatus | None = None,
     user_id: str | None = None,
     profile_type: str | None = None,
+    older_than: timedelta | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of imported requests, latest imported first, and how many match in all."""
+    """A page of imported requests, latest imported first, and how many match in all;
+    `older_than`: only those submitted at least that long ago."""
     query = select(ImportedRequest)
+    if older_than is not None:
+        query = query.where(ImportedRequest.submitted_at <= utcnow() - older_than)
     if status is not None:
         query = query.where(ImportedRequest.status == status)
     if user_id is not None:

@@ -1,4 +1,5 @@
-"""Governed settings on their authority (DESIGN.md §9): list, change, export.
+"""Governed settings on their authority (DESIGN.md §9): list, change, export, and the
+history of the changes (`setting_history`, their audit rows).
 
 An admin changes keys all or nothing (`set_values`); each change raises the key's version
 by one and is audited with who, the old and the new value; a value set again unchanged is
@@ -14,7 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from response_network.models import AuditLog, Batch, GovernedSetting
@@ -39,7 +40,10 @@ __all__ = [
     "list_settings",
     "refuse_settings",
     "set_values",
+    "setting_history",
 ]
+
+SETTING_CHANGED = "setting.changed"
 
 #: Serialises changes (a stable signed 64-bit advisory lock id), so each reads what the one
 #: before committed: no version is raised twice to the same number.
@@ -123,12 +127,38 @@ def set_values(
             session,
             AuditLog,
             actor=actor[:64],
-            action="setting.changed",
+            action=SETTING_CHANGED,
             target=key,
             detail={"old": old, "new": new, "version": row.version},
         )
     session.flush()
     return list_settings(settings, session=session), changed
+
+
+def setting_history(
+    *, session: Session, key: str | None = None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of governed-setting changes, newest first (of one key, or all), and how many
+    there are: when, who, the key, the old and the new value, the version it made (their
+    `setting.changed` audit rows)."""
+    query = select(AuditLog).where(AuditLog.action == SETTING_CHANGED)
+    if key is not None:
+        query = query.where(AuditLog.target == key)
+    total = session.execute(
+        query.with_only_columns(func.count(), maintain_column_froms=True)
+    ).scalar_one()
+    rows = session.scalars(query.order_by(AuditLog.id.desc()).limit(limit).offset(offset))
+    return [
+        {
+            "at": row.at,
+            "actor": row.actor,
+            "key": row.target,
+            "old": (row.detail or {}).get("old"),
+            "new": (row.detail or {}).get("new"),
+            "version": (row.detail or {}).get("version"),
+        }
+        for row in rows
+    ], total
 
 
 def export_settings(out: Outbound, *, session: Session, full: bool = False) -> list[ExportedBatch]:

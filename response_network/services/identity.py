@@ -89,6 +89,11 @@ def _first_error(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
 
 
+def profile_type_names(*, session: Session) -> list[str]:
+    """The names of the profile types a user can be given, in order."""
+    return list(session.scalars(select(ProfileType.name).order_by(ProfileType.name)))
+
+
 def load_profile_types(path: Path, *, session: Session, actor: str = "cli") -> list[ProfileType]:
     """Create or update profile types from a JSON list; all or nothing.
 

@@ -355,6 +355,27 @@ def test_requests_list_filters_pages_and_refuses(url, client):
     assert detail(client, root, ids["failed"])["status"] == "FAILED"  # nothing retried
 
 
+def test_requests_list_filters_by_age(url, client):
+    batch, _ = in_batch(url, 1)
+    now = utcnow()
+    old = imported(url, batch, submitted_at=now - timedelta(hours=30), status=rs.FAILED)
+    imported(url, batch, submitted_at=now - timedelta(hours=2))
+    root = login(client, "root")
+
+    def listed(**params: Any) -> list[str]:
+        reply = client.get(REQUESTS, params=params, headers=root)
+        assert reply.status_code == 200, reply.text
+        return [r["id"] for r in reply.json()["items"]]
+
+    assert len(listed()) == 2
+    assert listed(older_than_hours=24) == [old]
+    assert listed(older_than_hours=24, status="QUEUED") == []
+    assert len(listed(older_than_hours=1)) == 2
+    for bad in (0, "soon"):
+        refused = client.get(REQUESTS, params={"older_than_hours": bad}, headers=root)
+        assert_problem(refused, 422)
+
+
 def test_executions_newest_first_with_filters(url, client):
     batch_id, _ = in_batch(url)
     now = utcnow()

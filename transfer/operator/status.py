@@ -193,18 +193,23 @@ def transfer_status(
     return status
 
 
+def settings_status(session: Session, batch_model: type, settings: FerrySettings) -> TransferStatus:
+    """`transfer_status` of one network from its settings."""
+    return transfer_status(
+        session,
+        batch_model,
+        network_id=settings.network_id,
+        peer=settings.peer_network_id,
+        inbox=settings.inbox,
+        outbox=settings.outbox,
+        quarantine_dir=settings.quarantine_dir,
+    )
+
+
 def network_status(settings: FerrySettings, batch_model: type) -> TransferStatus:
     """`transfer_status` of one network from its settings, in its own transaction."""
     with transaction(settings.database_url) as session:
-        return transfer_status(
-            session,
-            batch_model,
-            network_id=settings.network_id,
-            peer=settings.peer_network_id,
-            inbox=settings.inbox,
-            outbox=settings.outbox,
-            quarantine_dir=settings.quarantine_dir,
-        )
+        return settings_status(session, batch_model, settings)
 
 
 def render_text(status: TransferStatus) -> str:

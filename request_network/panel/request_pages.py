@@ -1,7 +1,7 @@
-"""Requests: every user's, filtered by status, user, age and "stuck"
-(`services.admin_requests.list_requests`); one request with its life across the gap
-(`services.trace.trace`), its query and its history (`services.requests.get_own`, as its
-owner reads it); cancel and retry (`services.lifecycle`, audited with the admin's id)."""
+"""Requests: every user's, filtered by status, user, age and "stuck" and sorted by any column
+the service sorts by (`services.admin_requests.list_requests`); one request with its life
+across the gap (`services.trace.trace`), its query and its history (`services.requests.get_own`,
+as its owner reads it); cancel and retry (`services.lifecycle`, audited with the admin's id)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from request_network.services import admin_requests, lifecycle, rate_limits, req
 from shared.panel.access import AdminViewer, PanelDep
 from shared.panel.core import PREFIX
 from shared.panel.forms import Choice, Confirmed, Hours, Text, choice, hours, text
-from shared.panel.paging import Paging
+from shared.panel.paging import Paging, Sort
 from shared.validation import RequestId
 
 router = APIRouter()
 STATUSES = get_args(admin_requests.PublicStatus)
+#: The columns the list sorts by (`services.admin_requests.RequestSort`).
+SORTS = tuple(dict.fromkeys(s.lstrip("-") for s in get_args(admin_requests.RequestSort)))
 
 
 @router.get("/requests")
@@ -33,10 +35,13 @@ def list_requests(
     user_id: Text = None,
     older_than_hours: Hours = None,
     stuck_hours: Hours = None,
+    sort: Choice = None,
 ) -> Response:
+    order = Sort.of(sort, SORTS, "-created_at")
     with panel.reads() as session:
         rows, total = admin_requests.list_requests(
             session=session,
+            sort=order.value,
             status=choice(status, STATUSES),
             user_id=text(user_id),
             older_than=hours(older_than_hours),
@@ -51,6 +56,7 @@ def list_requests(
         title="Requests",
         rows=rows,
         statuses=STATUSES,
+        sort=order,
         page=paging.of(total),
     )
 

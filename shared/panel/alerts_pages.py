@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from shared.alerts import AlertSort
 from shared.alerts_api import AlertId, alert_view
 from shared.notifications_api import NotificationId, notification_view
 from shared.panel.access import AdminViewer, PanelDep
 from shared.panel.core import PREFIX
-from shared.panel.paging import Paging
+from shared.panel.forms import Choice
+from shared.panel.paging import Paging, Sort
 
 AlertState = Literal["open", "acknowledged", "resolved"]
+#: The columns the alert list sorts by (`shared.alerts.AlertSort`; severity by weight).
+ALERT_SORTS = tuple(dict.fromkeys(s.lstrip("-") for s in get_args(AlertSort)))
 
 
 def build_router(unit: Callable[[], AbstractContextManager[Session]], service: Any) -> APIRouter:
@@ -34,10 +38,16 @@ def build_router(unit: Callable[[], AbstractContextManager[Session]], service: A
         viewer: AdminViewer,
         paging: Paging,
         state: Annotated[AlertState | None, Query()] = None,
+        sort: Choice = None,
     ) -> Response:
+        order = Sort.of(sort, ALERT_SORTS, "-opened_at")
         with unit() as session:
             rows, total = service.alert_page(
-                session=session, state=state, limit=paging.limit, offset=paging.offset
+                session=session,
+                state=state,
+                limit=paging.limit,
+                offset=paging.offset,
+                sort=order.value,
             )
             items = [alert_view(r) for r in rows]
         return panel.render(
@@ -47,6 +57,7 @@ def build_router(unit: Callable[[], AbstractContextManager[Session]], service: A
             title="Alerts",
             items=items,
             state=state,
+            sort=order,
             page=paging.of(total),
         )
 

@@ -215,6 +215,22 @@ def test_alerts_are_acknowledged_and_notifications_read(client, db, people):
     assert "1 marked read" in marked.text and "0 unread" in marked.text
 
 
+def test_alerts_sort_by_severity_weight_and_keep_their_filter(client, db, people):
+    now = utcnow()
+    with transaction(db) as session:
+        for severity, title in (("warning", "disk is low"), ("critical", "redis is down")):
+            session.add(
+                Alert(event_id=str(uuid.uuid4()), kind="component.down", severity=severity,
+                      title=title, body="", opened_at=now, escalated_at=now, history=[])
+            )  # fmt: skip
+    sign_in(client, "root")
+    worst = client.get("/admin/alerts?state=open&sort=-severity").text
+    assert worst.index("redis is down") < worst.index("disk is low")
+    assert 'aria-sort="descending"' in worst and "state=open" in worst.split("<thead>")[1]
+    mildest = client.get("/admin/alerts?sort=severity").text
+    assert mildest.index("disk is low") < mildest.index("redis is down")
+
+
 def test_settings_show_the_governed_version_and_arrival(client, db, people):
     with transaction(db) as session:
         session.add(
@@ -246,3 +262,12 @@ def test_lists_page_and_sort(client, seed, people):
         seed.request(people["alice"])
     requests = client.get(f"/admin/requests?user_id={people['alice']}&status=PENDING&limit=10")
     assert "1–3 of 3" in requests.text
+    # sorted by a column of the request list, both ways, and the header says which
+    for name in ("zoe", "mia"):
+        seed.request(seed.user(name))
+    by_user = client.get("/admin/requests?sort=username&limit=100").text
+    assert by_user.index(">alice<") < by_user.index(">mia<") < by_user.index(">zoe<")
+    assert 'aria-sort="ascending"' in by_user
+    backwards = client.get("/admin/requests?sort=-username&limit=100").text
+    assert backwards.index(">zoe<") < backwards.index(">mia<") < backwards.index(">alice<")
+    assert "1–5 of 5" in client.get("/admin/requests?sort=nonsense").text  # the default order

@@ -23,6 +23,9 @@ class ResponseSettings(FerrySettings):
     elasticsearch_url: str = "http://127.0.0.1:9200"
     compat_headers: bool = True  # false for OpenSearch-compatible servers
     search_timeout_s: float = Field(default=30.0, gt=0)
+    # Searches per msearch call. 50 from bench/bench_search.py (PERFORMANCE.md, "Query
+    # execution"): the executor's own CPU stops falling there, larger chunks were no faster,
+    # and a call that fails fails every search in it.
     msearch_chunk: int = Field(default=50, ge=1, le=1000)
     execute_batch: int = Field(default=500, ge=1)
     # `cache_maintenance` drops executions older than this (each request's latest stays).

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from response_network.models import (
@@ -31,7 +31,22 @@ from response_network.services.search import SearchBackend, SearchOutcome
 from shared import correlation, tracing
 from shared.breaker import OPEN, breaker
 from shared.db import utcnow
-from shared.query_spec import QuerySpecError, compile_query, validate_query
+from shared.query_spec import ProfileRules, QuerySpecError, compile_query, validate_query
+
+#: How a finished execution is written: one statement for a whole claimed batch.
+_FINISH_EXECUTION = (
+    update(Execution.__table__)
+    .where(
+        Execution.__table__.c.request_id == bindparam("request_id_"),
+        Execution.__table__.c.status == RUNNING,
+    )
+    .values(
+        status=bindparam("status_"),
+        finished_at=bindparam("finished_at_"),
+        error=bindparam("error_"),
+        took_ms=bindparam("took_ms_"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -66,12 +81,43 @@ def claim(*, session: Session, limit: int) -> list[str]:
     return [r.id for r in claimed]
 
 
-def _compile(req: ImportedRequest, *, session: Session) -> tuple[str, dict] | str:
+@dataclass
+class _Outcomes:
+    """What one execute call records: the claimed requests' earlier results (read once) and
+    their executions' endings (written together by `flush`)."""
+
+    session: Session
+    earlier: dict[str, Result]
+    endings: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, requests: list[ImportedRequest], *, session: Session) -> _Outcomes:
+        if not requests:
+            return cls(session, {})
+        ids = [r.id for r in requests]
+        rows = session.execute(select(Result).where(Result.request_id.in_(ids))).scalars()
+        return cls(session, {r.request_id: r for r in rows})
+
+    def flush(self) -> None:
+        if self.endings:
+            self.session.execute(_FINISH_EXECUTION, self.endings)
+            self.endings = []
+
+
+def _rules_of(requests: list[ImportedRequest], *, session: Session) -> dict[str, ProfileRules]:
+    """The rules of the profile types `requests` name (those that exist), in one read."""
+    names = {r.profile_type for r in requests}
+    if not names:
+        return {}
+    profiles = session.execute(select(ProfileType).where(ProfileType.name.in_(names)))
+    return {p.name: profile_rules(p) for p in profiles.scalars()}
+
+
+def _compile(req: ImportedRequest, rules_of: dict[str, ProfileRules]) -> tuple[str, dict] | str:
     """(index, body) for a valid request, or the reason it cannot run."""
-    profile = session.get(ProfileType, req.profile_type)
-    if profile is None:
+    rules = rules_of.get(req.profile_type)
+    if rules is None:
         return f"unknown profile type {req.profile_type!r}"
-    rules = profile_rules(profile)
     try:
         spec = validate_query(req.query, rules)
     except QuerySpecError as exc:
@@ -79,7 +125,7 @@ def _compile(req: ImportedRequest, *, session: Session) -> tuple[str, dict] | st
     return rules.index, compile_query(spec, rules)
 
 
-def _finish(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -> None:
+def _finish(req: ImportedRequest, outcome: SearchOutcome, *, outcomes: _Outcomes) -> None:
     """Record the outcome of `req`'s running execution and its result, and log it.
 
     A request has one result: an earlier one (a retry, or an earlier sending of the same
@@ -87,7 +133,7 @@ def _finish(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -
     result carries back the request's correlation id and trace context.
     """
     with correlation.bound_to_request(req.id, req.correlation_id), _span(req, outcome):
-        _record(req, outcome, session=session)
+        _record(req, outcome, outcomes=outcomes)
         _log_outcome(req, outcome)
 
 
@@ -122,19 +168,23 @@ def _log_outcome(req: ImportedRequest, outcome: SearchOutcome) -> None:
         )
 
 
-def _record(req: ImportedRequest, outcome: SearchOutcome, *, session: Session) -> None:
+def _record(req: ImportedRequest, outcome: SearchOutcome, *, outcomes: _Outcomes) -> None:
     now = utcnow()
     status = DONE if outcome.ok else FAILED
     req.status, req.updated_at = status, now
-    session.execute(
-        update(Execution)
-        .where(Execution.request_id == req.id, Execution.status == RUNNING)
-        .values(status=status, finished_at=now, error=outcome.error, took_ms=outcome.took_ms)
+    outcomes.endings.append(
+        {
+            "request_id_": req.id,
+            "status_": status,
+            "finished_at_": now,
+            "error_": outcome.error,
+            "took_ms_": outcome.took_ms,
+        }
     )
-    result = session.get(Result, req.id)
+    result = outcomes.earlier.get(req.id)
     if result is None:
-        result = Result(request_id=req.id)
-        session.add(result)
+        result = outcomes.earlier[req.id] = Result(request_id=req.id)
+        outcomes.session.add(result)
     result.status, result.total, result.hits = status, outcome.total, outcome.hits
     result.error, result.executed_at, result.took_ms = outcome.error, now, outcome.took_ms
     result.attempt, result.batch_id = req.attempt, None
@@ -151,6 +201,11 @@ def execute(
     chunk_size: int,
     timeout_s: float,
 ) -> ExecutionReport:
+    """Run the claimed requests `ids` and record each outcome (flushed, not committed).
+
+    The statements do not grow with the batch: one read each of the requests, their earlier
+    results and their profile types, the ORM's batched flush and one update of their
+    executions."""
     requests = (
         session.execute(
             select(ImportedRequest)
@@ -160,25 +215,28 @@ def execute(
         .scalars()
         .all()
     )
+    outcomes = _Outcomes.of(requests, session=session)
+    rules_of = _rules_of(requests, session=session)
     runnable: list[tuple[ImportedRequest, tuple[str, dict]]] = []
     done = failed = 0
     for req in requests:
-        compiled = _compile(req, session=session)
+        compiled = _compile(req, rules_of)
         if isinstance(compiled, str):
-            _finish(req, SearchOutcome(False, None, [], None, compiled), session=session)
+            _finish(req, SearchOutcome(False, None, [], None, compiled), outcomes=outcomes)
             failed += 1
         else:
             runnable.append((req, compiled))
-    outcomes = backend.run_many(
+    searched = backend.run_many(
         [c for _, c in runnable], chunk_size=chunk_size, timeout_s=timeout_s
     )
     later: list[ImportedRequest] = []
-    for (req, _), outcome in zip(runnable, outcomes, strict=True):
+    for (req, _), outcome in zip(runnable, searched, strict=True):
         if outcome.deferred:
             later.append(req)
             continue
-        _finish(req, outcome, session=session)
+        _finish(req, outcome, outcomes=outcomes)
         done, failed = (done + 1, failed) if outcome.ok else (done, failed + 1)
+    outcomes.flush()
     _queue_again(later, session=session)
     session.flush()
     return ExecutionReport(done, failed, len(later))

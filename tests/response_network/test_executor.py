@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 from osmem_server import OsmemServer
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 
 from ferry.demo import DATA, expected_ids
 from response_network import models as rs
@@ -122,6 +123,44 @@ def test_runs_queries_and_records_per_request_errors(rs_session, backend, queue)
         select(rs.Execution).where(rs.Execution.request_id == good)
     ).scalar_one()
     assert execution.status == rs.DONE and execution.finished_at is not None
+
+
+def statements_of_execute(rs_session, backend, queue, n: int) -> list[str]:
+    """The first word of each statement one `execute` of `n` claimed requests sends."""
+    ids = [queue(MATCHING) for _ in range(n - 1)] + [queue(MATCHING, profile_type="missing")]
+    claimed = claim(session=rs_session, limit=n)
+    rs_session.add(  # one of them ran before: its result is replaced, not added again
+        rs.Result(request_id=ids[0], status=rs.FAILED, hits=[], error="boom", batch_id="b")
+    )
+    rs_session.flush()
+    seen: list[str] = []
+
+    def statement(_conn, _cursor, sql, *_args) -> None:
+        seen.append(sql.split(None, 1)[0].upper())
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    try:
+        report = execute(backend, claimed, session=rs_session, chunk_size=50, timeout_s=10)
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+    assert (report.done, report.failed) == (n - 1, 1)
+    rerun = rs_session.get(rs.Result, ids[0])
+    assert (rerun.status, rerun.error, rerun.batch_id) == (rs.DONE, None, None)
+    ran = rs_session.execute(select(rs.Execution.status).where(rs.Execution.request_id.in_(ids)))
+    assert sorted(ran.scalars()) == sorted([rs.DONE] * (n - 1) + [rs.FAILED])
+    return seen
+
+
+def test_the_statements_of_an_execution_do_not_grow_with_the_batch(rs_session, backend, queue):
+    """A batch is read, searched and recorded in the same statements whatever its size: the
+    requests, their earlier results, their profile types (one of them unknown), then the
+    flush (one UPDATE of the requests, one of the earlier result, one INSERT of the new
+    ones) and one UPDATE of the executions."""
+    few = statements_of_execute(rs_session, backend, queue, 3)
+    assert few == ["SELECT"] * 3 + ["UPDATE", "UPDATE", "INSERT", "UPDATE"]
+    rs_session.rollback()
+    load_profile_types(DATA / "profile_types.json", session=rs_session)
+    assert statements_of_execute(rs_session, backend, queue, 40) == few
 
 
 def test_unreachable_search_engine_defers_requests_not_fails_them(rs_session, queue):

@@ -129,9 +129,6 @@ def test_the_request_panel_takes_the_printed_login(served):
 
 def test_the_response_panel_takes_the_printed_login(served):
     _, found = served
-    base = found["response"].removesuffix("/admin")
-    if httpx.get(base + "/admin/login", timeout=30).status_code == 404:
-        pytest.skip("the response network's API serves no panel at /admin yet")
     check_panel(found["response"], found)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -30,9 +29,9 @@ from request_network.services.exchange import (
 )
 from request_network.services.exchange import requeue_unacked as requeue_unacked_requests
 from request_network.settings import RequestSettings, get_settings
-from shared import email_channel
+from shared import email_channel, monitoring
 from shared.cache import get_redis
-from shared.db import transaction, utcnow
+from shared.db import transaction
 from shared.history import DatabaseRunRecorder
 from transfer.operator.status import TransferStatus, network_status
 from transfer.protocol import upkeep
@@ -183,11 +182,10 @@ def notify(settings: RequestSettings) -> dict:
     with transaction(settings.database_url) as session:
         crossed, forget = rate_limit_notices.tell(settings, session=session)
         minutes = governed.in_force(settings, session=session)["notifications.escalation_minutes"]
-        done = notifications.dispatch(session=session)
+        done = monitoring.notify(
+            settings, session, notifications=notifications, escalation_minutes=minutes
+        )
         done["rate_limit"] = crossed
-        done["escalated"] = notifications.escalate(settings, session=session, minutes=minutes)
-        older_than = utcnow() - timedelta(days=settings.notification_history_days)
-        done["trimmed"] = notifications.trim(session=session, older_than=older_than)
     forget()
     return done
 
@@ -216,30 +214,15 @@ def task_run_recorder() -> DatabaseRunRecorder:
 def system_monitoring(settings: RequestSettings) -> dict:
     """Sample the detailed health, keep the sample, log what went down or recovered since the
     last one, alert admins of what is down (once while it lasts; resolved when it
-    recovers), and bound the task-run and health-sample histories."""
-    report = health.detailed_health(settings)
-    with transaction(settings.database_url) as session:
-        change = health.record_sample(report, session=session)
-        alerts = notifications.operational_alerts(
-            report,
-            session=session,
-            task_names=[e["task"] for e in beat(settings.beat_seconds).values()],
-            min_free_mb=settings.health_min_free_mb,
-        )
-        alerts["api_key.expiring"] = notifications.expiring_keys(
-            session=session, within=timedelta(days=7)
-        )
-        trimmed = health.trim_history(settings, session=session)
-    monitoring_log = logging.getLogger("ferry.health")
-    for name in change.newly_down:
-        monitoring_log.error("%s is down: %s", name, report.component(name).reason)
-    for name in change.recovered:
-        monitoring_log.warning("%s has recovered", name)
-    return {
-        "status": report.status,
-        "down": change.down,
-        "newly_down": change.newly_down,
-        "recovered": change.recovered,
-        "alerts": alerts,
-        **trimmed,
-    }
+    recovers), and bound the task-run and health-sample histories (`shared.monitoring`)."""
+    return monitoring.system_monitoring(
+        settings,
+        health=health,
+        notifications=notifications,
+        task_names=[e["task"] for e in beat(settings.beat_seconds).values()],
+        more_alerts=lambda session: {
+            "api_key.expiring": notifications.expiring_keys(
+                session=session, within=timedelta(days=7)
+            )
+        },
+    )

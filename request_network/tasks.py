@@ -9,35 +9,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from celery.signals import worker_process_init
-
 from request_network import jobs
 from request_network.schedule import QUEUE, beat
 from request_network.settings import get_settings
-from shared import tracing
-from shared.breaker import configure_from as configure_breakers
-from shared.celery_app import house_task, make_celery, record_runs_with
+from shared.celery_app import house_task, network_celery
 
-_settings = get_settings()
-configure_breakers(_settings)  # shared.breaker: this worker's thresholds
-
-
-@worker_process_init.connect
-def _start_tracing(**_: object) -> None:
-    """Each worker process installs its own tracer (off unless configured): a span
-    exporter's thread does not survive the fork."""
-    tracing.setup(f"ferry-{_settings.network_id}", _settings)
-
-
-celery = make_celery(
-    "ferry-request",
-    broker=_settings.celery_broker,
-    eager=_settings.celery_eager,
-    queue=QUEUE,
-    beat=beat(_settings.beat_seconds),
-    visibility_timeout_s=_settings.broker_visibility_timeout_s,
-)
-record_runs_with(celery, jobs.task_run_recorder())
+celery = network_celery(get_settings(), queue=QUEUE, beat=beat, recorder=jobs.task_run_recorder())
 
 
 @house_task(celery, "request.export_requests", queue=QUEUE)

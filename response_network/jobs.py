@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
 from datetime import timedelta
 from functools import partial
@@ -21,8 +20,8 @@ from response_network.services.identity import (
 from response_network.services.search import SearchBackend, make_client
 from response_network.services.snapshot import take_snapshot
 from response_network.settings import ResponseSettings, get_settings
-from shared import email_channel
-from shared.db import transaction, utcnow
+from shared import email_channel, monitoring
+from shared.db import transaction
 from shared.history import DatabaseRunRecorder
 from transfer.operator.status import TransferStatus, network_status
 from transfer.protocol import upkeep
@@ -196,10 +195,9 @@ def notify(settings: ResponseSettings) -> dict:
     notifications past the retention."""
     with transaction(settings.database_url) as session:
         minutes = governed.in_force(settings, session=session)["notifications.escalation_minutes"]
-        done = notifications.dispatch(session=session)
-        done["escalated"] = notifications.escalate(settings, session=session, minutes=minutes)
-        older_than = utcnow() - timedelta(days=settings.notification_history_days)
-        done["trimmed"] = notifications.trim(session=session, older_than=older_than)
+        done = monitoring.notify(
+            settings, session, notifications=notifications, escalation_minutes=minutes
+        )
     return done
 
 
@@ -227,27 +225,10 @@ def task_run_recorder() -> DatabaseRunRecorder:
 def system_monitoring(settings: ResponseSettings) -> dict:
     """Sample the detailed health, keep the sample, log what went down or recovered since the
     last one, alert admins of what is down (once while it lasts; resolved when it
-    recovers), and bound the task-run and health-sample histories."""
-    report = health.detailed_health(settings)
-    with transaction(settings.database_url) as session:
-        change = health.record_sample(report, session=session)
-        alerts = notifications.operational_alerts(
-            report,
-            session=session,
-            task_names=[e["task"] for e in beat(settings.beat_seconds).values()],
-            min_free_mb=settings.health_min_free_mb,
-        )
-        trimmed = health.trim_history(settings, session=session)
-    monitoring_log = logging.getLogger("ferry.health")
-    for name in change.newly_down:
-        monitoring_log.error("%s is down: %s", name, report.component(name).reason)
-    for name in change.recovered:
-        monitoring_log.warning("%s has recovered", name)
-    return {
-        "status": report.status,
-        "down": change.down,
-        "newly_down": change.newly_down,
-        "recovered": change.recovered,
-        "alerts": alerts,
-        **trimmed,
-    }
+    recovers), and bound the task-run and health-sample histories (`shared.monitoring`)."""
+    return monitoring.system_monitoring(
+        settings,
+        health=health,
+        notifications=notifications,
+        task_names=[e["task"] for e in beat(settings.beat_seconds).values()],
+    )

@@ -17,7 +17,10 @@ from typing import Any, Protocol
 
 from celery import Celery, current_task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 
+from shared import tracing
+from shared.breaker import configure_from
 from shared.db import utcnow
 from shared.health import describe_error
 from shared.metrics import TASK_RUNS, TASK_SECONDS
@@ -71,6 +74,36 @@ def make_celery(
         beat_schedule=beat,
         timezone="UTC",
     )
+    return app
+
+
+def network_celery(
+    settings: Any,
+    *,
+    queue: str,
+    beat: Callable[[Mapping[str, float]], dict],
+    recorder: RunRecorder,
+) -> Celery:
+    """A network's worker app, as both networks set it up: its circuit breakers' thresholds
+    from `settings` (`shared.breaker`), a tracer installed in each worker process (off
+    unless configured; an exporter's thread does not survive the fork), the app
+    (`make_celery`, named `ferry-<network>`) with the beat schedule at the configured
+    cadences, and its task runs recorded with `recorder`."""
+    configure_from(settings)
+
+    def start_tracing(**_: object) -> None:
+        tracing.setup(f"ferry-{settings.network_id}", settings)
+
+    worker_process_init.connect(start_tracing, weak=False)
+    app = make_celery(
+        f"ferry-{settings.network_id}",
+        broker=settings.celery_broker,
+        eager=settings.celery_eager,
+        queue=queue,
+        beat=beat(settings.beat_seconds),
+        visibility_timeout_s=settings.broker_visibility_timeout_s,
+    )
+    record_runs_with(app, recorder)
     return app
 
 

@@ -19,23 +19,24 @@ Each network passes its own tables (`Tables`). Who hears of an event: its user (
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from shared.db import is_postgres, utcnow
-from shared.notification_kinds import KINDS
+from shared.notification_kinds import KINDS, Severity
 from shared.records import NotificationPreferences
 from shared.webhook_fanout import webhook_targets
 
 __all__ = [
     "Condition",
+    "NotificationSort",
     "Tables",
     "channels_for",
     "clear",
@@ -43,6 +44,7 @@ __all__ = [
     "dispatch",
     "emit",
     "emit_for_users",
+    "event_columns",
     "failing_tasks",
     "health_alerts",
     "low_disk",
@@ -172,11 +174,34 @@ def emit_for_users(
         return 0
     table = tables.event.__table__
     if any("id" in item for item in items):
-        make = pg_insert if is_postgres(session) else sqlite_insert
-        statement = make(table).on_conflict_do_nothing(index_elements=["id"])
-        return len(session.execute(statement.returning(table.c.id), rows).all())
+        return _insert_new(session, table, rows, ("id",))
     session.execute(table.insert(), rows)
     return len(rows)
+
+
+def event_columns(
+    kind: str, items: Sequence[Mapping[str, Any]], ids: Sequence[str]
+) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """The rows `emit_for_users` writes for `items`, column by column, and the values every
+    row shares: for a bulk insert of many events at once (an import answering a million
+    requests). `ids` gives each event its id; time-ordered ids (UUIDv7) keep the inserts at
+    the end of the primary key's index."""
+    spec = KINDS[kind]
+    columns = {
+        "id": list(ids),
+        "user_id": [item["user_id"] for item in items],
+        "title": [_title(item["title"]) for item in items],
+        "body": [item.get("body", "") for item in items],
+        "data": [dict(item.get("data") or {}) for item in items],
+    }
+    same = {
+        "at": utcnow(),
+        "kind": kind,
+        "severity": spec.severity,
+        "audience": spec.audience,
+        "resolved": False,
+    }
+    return columns, same  # no `dedup_key`: these events name no condition
 
 
 def clear(
@@ -208,41 +233,72 @@ def channels_for(kind: str, preferences: Mapping[str, Any] | None) -> tuple[str,
     return ("in_app", *sorted(set(chosen) - {"in_app"}))
 
 
-def _recipients(session: Session, tables: Tables, event: Any) -> list[Any]:
-    users = tables.user
-    if event.audience == "user":
-        user = session.get(users, event.user_id) if event.user_id else None
-        return [user] if user is not None and user.active else []
-    roles = ROLES[event.audience]
-    query = select(users).where(users.role.in_(roles), users.active.is_(True))
-    return list(session.scalars(query.order_by(users.id)))
+class _Recipients:
+    """Who hears of each event of one dispatch, read in one query per audience: the users
+    of the user events by id, the active operators and admins once each."""
+
+    def __init__(self, session: Session, tables: Tables, events: Sequence[Any]) -> None:
+        users = tables.user
+        ids = sorted({e.user_id for e in events if e.audience == "user" and e.user_id})
+        self._users: dict[str, Any] = {}
+        for part in range(0, len(ids), _CHUNK):
+            query = select(users).where(users.id.in_(ids[part : part + _CHUNK]))
+            self._users.update((u.id, u) for u in session.scalars(query) if u.active)
+        self._roles: dict[str, list[Any]] = {}
+        for audience in sorted({e.audience for e in events} - {"user"}):
+            query = select(users).where(users.role.in_(ROLES[audience]), users.active.is_(True))
+            self._roles[audience] = list(session.scalars(query.order_by(users.id)))
+        self._channels: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def of(self, event: Any) -> list[Any]:
+        if event.audience == "user":
+            user = self._users.get(event.user_id) if event.user_id else None
+            return [user] if user is not None else []
+        return self._roles[event.audience]
+
+    def channels(self, kind: str, user: Any) -> tuple[str, ...]:
+        """`channels_for`, its preferences parsed once per user and kind per dispatch."""
+        key = (kind, user.id)
+        if key not in self._channels:
+            self._channels[key] = channels_for(kind, user.notification_preferences)
+        return self._channels[key]
 
 
 def dispatch(session: Session, tables: Tables, *, limit: int = 5_000) -> dict[str, int]:
     """Fan new events out (oldest first, up to `limit`); the caller commits. Events taken
-    by a concurrent dispatch are skipped (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
-    events = tables.event
+    by a concurrent dispatch are skipped (`FOR UPDATE SKIP LOCKED` on PostgreSQL). The
+    notifications and deliveries of the whole run go in by a few bulk statements, each
+    skipping the rows a previous run already wrote (their unique keys)."""
+    events = tables.event.__table__
     query = (
         select(events)
-        .where(events.dispatched_at.is_(None))
-        .order_by(events.at, events.id)
+        .where(events.c.dispatched_at.is_(None))
+        .order_by(events.c.at, events.c.id)
         .limit(limit)
     )
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True)
-    batch = list(session.scalars(query))
+    session.flush()  # events the caller wrote in this session are read too
+    batch = session.execute(query).all()
     now = utcnow()
-    notified = deliveries = 0
+    recipients = _Recipients(session, tables, batch)
+    in_app: list[dict] = []
+    sends: list[dict] = []
     for event in batch:
-        for user in _recipients(session, tables, event):
-            notified += _in_app(session, tables, event, user.id)
-            if "email" in channels_for(event.kind, user.notification_preferences) and user.email:
-                deliveries += _delivery(session, tables, event, "email", user.email, user.id)
+        for user in recipients.of(event):
+            in_app.append(_in_app(event, user.id))
+            if user.email and "email" in recipients.channels(event.kind, user):
+                sends.append(_delivery(event, "email", user.email, user.id, now))
         if tables.after is not None:
             tables.after(session, event)
-        event.dispatched_at = now
+    ids = [event.id for event in batch]
+    for part in range(0, len(ids), _CHUNK):
+        marked = update(events).where(events.c.id.in_(ids[part : part + _CHUNK]))
+        session.execute(marked.values(dispatched_at=now))
     for event, endpoint_id, owner_id in webhook_targets(session, tables, batch):
-        deliveries += _delivery(session, tables, event, "webhook", endpoint_id, owner_id)
+        sends.append(_delivery(event, "webhook", endpoint_id, owner_id, now))
+    notified = _insert_new(session, tables.notification.__table__, in_app, _IN_APP_KEY)
+    deliveries = _insert_new(session, tables.delivery.__table__, sends, _DELIVERY_KEY)
     session.flush()
     return {"events": len(batch), "notifications": notified, "deliveries": deliveries}
 
@@ -250,20 +306,34 @@ def dispatch(session: Session, tables: Tables, *, limit: int = 5_000) -> dict[st
 def deliver_email(session: Session, tables: Tables, event_id: str, address: str) -> int:
     """An email of event `event_id` to `address` (not a user's: e.g. an on-call list)."""
     event = session.get(tables.event, event_id)
-    return _delivery(session, tables, event, "email", address, None) if event else 0
-
-
-def _insert_once(session: Session, table: Any, row: dict, keys: tuple[str, ...]) -> int:
-    """Insert `row` unless one with the same `keys` exists; 1 if it went in."""
-    clause = [table.c[k] == row[k] for k in keys]
-    if session.execute(select(func.count()).select_from(table).where(*clause)).scalar_one():
+    if event is None:
         return 0
-    session.execute(table.insert(), [row])
-    return 1
+    row = _delivery(event, "email", address, None, utcnow())
+    return _insert_new(session, tables.delivery.__table__, [row], _DELIVERY_KEY)
 
 
-def _in_app(session: Session, tables: Tables, event: Any, user_id: str) -> int:
-    row = {
+_CHUNK = 1_000
+_IN_APP_KEY = ("event_id", "user_id")
+_DELIVERY_KEY = ("event_id", "channel", "target")
+
+
+def _insert_new(session: Session, table: Any, rows: list[dict], keys: tuple[str, ...]) -> int:
+    """Insert the `rows` whose `keys` no row has yet (`ON CONFLICT DO NOTHING` on the
+    table's unique key), in chunks; how many went in."""
+    unique = list({tuple(row[k] for k in keys): row for row in rows}.values())
+    if not unique:
+        return 0
+    make = pg_insert if is_postgres(session) else sqlite_insert
+    statement = make(table).on_conflict_do_nothing(index_elements=list(keys))
+    statement = statement.returning(table.c[keys[0]])
+    return sum(
+        len(session.execute(statement, unique[part : part + _CHUNK]).all())
+        for part in range(0, len(unique), _CHUNK)
+    )
+
+
+def _in_app(event: Any, user_id: str) -> dict:
+    return {
         "event_id": event.id,
         "user_id": user_id,
         "at": event.at,
@@ -274,39 +344,58 @@ def _in_app(session: Session, tables: Tables, event: Any, user_id: str) -> int:
         "body": event.body,
         "data": event.data,
     }
-    return _insert_once(session, tables.notification.__table__, row, ("event_id", "user_id"))
 
 
-def _delivery(
-    session: Session, tables: Tables, event: Any, channel: str, target: str, user_id: str | None
-) -> int:
-    row = {
+def _delivery(event: Any, channel: str, target: str, user_id: str | None, now: datetime) -> dict:
+    return {
         "event_id": event.id,
         "channel": channel,
         "target": target,
         "user_id": user_id,
         "status": "pending",
         "attempts": 0,
-        "next_attempt_at": utcnow(),
-        "created_at": utcnow(),
+        "next_attempt_at": now,
+        "created_at": now,
     }
-    keys = ("event_id", "channel", "target")
-    return _insert_once(session, tables.delivery.__table__, row, keys)
 
 
 # -- a user's in-app notifications -------------------------------------------------------------
 
 
+#: How a user's notifications sort: by time, severity (by weight), kind, or read (unread
+#: first); `-` first for descending; ties newest first.
+NotificationSort = Literal["read", "-read", "at", "-at", "severity", "-severity", "kind", "-kind"]
+SEVERITY_RANK = {name: rank for rank, name in enumerate(get_args(Severity))}
+
+
+def _order(n: type, sort: NotificationSort) -> tuple[Any, ...]:
+    name = sort.removeprefix("-")
+    column = {
+        "read": case((n.read_at.is_(None), 0), else_=1),
+        "at": n.at,
+        "severity": case(SEVERITY_RANK, value=n.severity, else_=-1),
+        "kind": n.kind,
+    }[name]
+    return (column.desc() if sort.startswith("-") else column.asc(), n.id.desc())
+
+
 def page(
-    session: Session, tables: Tables, user_id: str, *, limit: int, offset: int, unread: bool
+    session: Session,
+    tables: Tables,
+    user_id: str,
+    *,
+    limit: int,
+    offset: int,
+    unread: bool,
+    sort: NotificationSort = "read",
 ) -> tuple[list[Any], int, int]:
-    """The user's notifications, unread first then newest first; (page, total, unread)."""
+    """The user's notifications, by default unread first then newest first (`sort`: a
+    column of `NotificationSort`); (page, total, unread)."""
     n = tables.notification
     mine = select(n).where(n.user_id == user_id)
     if unread:
         mine = mine.where(n.read_at.is_(None))
-    order = (n.read_at.is_(None).desc(), n.id.desc())
-    rows = list(session.scalars(mine.order_by(*order).limit(limit).offset(offset)))
+    rows = list(session.scalars(mine.order_by(*_order(n, sort)).limit(limit).offset(offset)))
     count = select(func.count()).select_from(n).where(n.user_id == user_id)
     total = session.execute(count.where(n.read_at.is_(None)) if unread else count).scalar_one()
     unread_count = session.execute(count.where(n.read_at.is_(None))).scalar_one()

@@ -16,7 +16,7 @@ unit of work (`session`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -255,7 +255,54 @@ def queue_depth_metric(settings: FerrySettings, plane: TaskPlane) -> list[GaugeM
     return [family]
 
 
+class QueueService:
+    """The functions above bound to one network: its name, queues, beat schedule (`beat`
+    builds it from the cadences in `settings.beat_seconds`) and tables. Each network's
+    `services.queues` is one of these."""
+
+    def __init__(
+        self,
+        *,
+        network: str,
+        queues: tuple[str, ...],
+        beat: Callable[[Any], Mapping[str, Mapping[str, Any]]],
+        task_model: type,
+        audit_model: type,
+    ) -> None:
+        self._plane = {
+            "network": network,
+            "queues": queues,
+            "task_model": task_model,
+            "audit_model": audit_model,
+        }
+        self._beat = beat
+
+    def plane(self, settings: FerrySettings) -> TaskPlane:
+        """The queues, the beat schedule (cadences as `settings` set them) and the tables."""
+        return TaskPlane(beat=self._beat(settings.beat_seconds), **self._plane)
+
+    def queues_view(self, settings: FerrySettings) -> dict[str, Any]:
+        return queues_view(settings, self.plane(settings))
+
+    def run_now(self, settings: FerrySettings, name: str, *, session: Session, actor: str) -> dict:
+        return run_now(settings, self.plane(settings), name, session=session, actor=actor)
+
+    def task_status(self, settings: FerrySettings, task_id: str) -> dict[str, Any]:
+        return task_status(settings, self.plane(settings), task_id)
+
+    def purge(
+        self, settings: FerrySettings, queue: str, *, confirm: str, session: Session, actor: str
+    ) -> dict[str, Any]:
+        return purge(
+            settings, self.plane(settings), queue, confirm=confirm, session=session, actor=actor
+        )
+
+    def depth_metric(self, settings: FerrySettings) -> list[GaugeMetricFamily]:
+        return queue_depth_metric(settings, self.plane(settings))
+
+
 __all__ = [
+    "QueueService",
     "TaskPlane",
     "purge",
     "queue_depth_metric",

@@ -1,67 +1,10 @@
 """Admin: Celery queues, workers and the beat schedule; run a scheduled task now, read a
-task's state, purge a queue (audited)."""
+task's state, purge a queue (audited). The routes are `shared.queue_admin_api`'s."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response, status
-
 from request_network.api.deps import AdminDep
 from request_network.services import queues
-from shared.admin_schemas import QueuePurged, QueuesView, TaskEnqueued, TaskState
-from shared.validation import RequestId, safe_str
+from shared.queue_admin_api import build_router
 
-router = APIRouter(tags=["admin-queues"])
-
-QueueName = safe_str(255)
-TaskName = safe_str(128)  # a beat entry's key or its task's name
-TaskId = RequestId  # Celery's task ids are UUIDs in the same form
-
-
-@router.get("/api/v1/admin/queues", response_model=QueuesView)
-def queues_view(caller: AdminDep) -> QueuesView:
-    """Each queue's depth on the broker, each worker's active, reserved and scheduled tasks
-    (no worker answering is an answer: `workers_note` says so), and the beat schedule with
-    each entry's last run, its outcome, its next run and how late that is."""
-    return QueuesView.model_validate(queues.queues_view(caller.settings))
-
-
-@router.post(
-    "/api/v1/admin/queues/{name}/purge",
-    response_model=QueuePurged,
-    responses={409: {"description": "`confirm` does not repeat the queue's name"}},
-)
-def purge_queue(
-    name: QueueName,
-    confirm: Annotated[QueueName, Query(description="The queue's name again")],
-    caller: AdminDep,
-) -> QueuePurged:
-    """Delete every message waiting in the queue (audited); how many there were."""
-    with caller.unit() as unit:
-        purged = queues.purge(
-            caller.settings, name, confirm=confirm, session=unit.session, actor=unit.user.id
-        )
-    return QueuePurged(**purged)
-
-
-@router.post(
-    "/api/v1/admin/tasks/{name}/run",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=TaskEnqueued,
-    responses={409: {"description": "Tasks run in-process here (no worker to send to)"}},
-)
-def run_task(name: TaskName, caller: AdminDep, response: Response) -> TaskEnqueued:
-    """Enqueue one task of the beat schedule now (by its entry's key or its task's name;
-    audited); follow `Location` for its state."""
-    with caller.unit() as unit:
-        sent = queues.run_now(caller.settings, name, session=unit.session, actor=unit.user.id)
-    response.headers["Location"] = f"/api/v1/admin/tasks/{sent['task_id']}"
-    return TaskEnqueued(**sent)
-
-
-@router.get("/api/v1/admin/tasks/{task_id}", response_model=TaskState)
-def task_state(task_id: TaskId, caller: AdminDep) -> TaskState:
-    """The task's state (the result backend's, or its recorded run's) and its recorded run;
-    `PENDING` for an id neither knows."""
-    return TaskState.model_validate(queues.task_status(caller.settings, task_id))
+router = build_router(AdminDep, queues.SERVICE)

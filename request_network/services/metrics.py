@@ -18,9 +18,8 @@ from request_network.models import (
     Request,
     RequestExport,
 )
-from request_network.services.queues import plane
+from request_network.services import queues
 from request_network.settings import RequestSettings
-from shared import queue_admin
 from shared.db import reading
 from shared.health import describe_error, run_concurrently
 from shared.metrics import declare_breakers, exposition
@@ -53,7 +52,7 @@ def scrape(settings: RequestSettings) -> bytes:
     outcomes = run_concurrently(
         {
             "requests": lambda: requests_by_status(settings),
-            "queues": lambda: queue_admin.queue_depth_metric(settings, plane(settings)),
+            "queues": lambda: queues.SERVICE.depth_metric(settings),
         },
         settings.health_probe_timeout_s,
     )

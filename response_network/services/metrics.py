@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from response_network.services.queues import plane
+from response_network.services import queues
 from response_network.settings import ResponseSettings
-from shared import queue_admin
 from shared.health import describe_error, run_concurrently
 from shared.metrics import declare_breakers, exposition
 
@@ -17,7 +16,7 @@ log = logging.getLogger("ferry.api")
 
 def scrape(settings: ResponseSettings) -> bytes:
     outcome = run_concurrently(
-        {"queues": lambda: queue_admin.queue_depth_metric(settings, plane(settings))},
+        {"queues": lambda: queues.SERVICE.depth_metric(settings)},
         settings.health_probe_timeout_s,
     )["queues"]
     if not outcome.ok:

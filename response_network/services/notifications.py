@@ -1,12 +1,8 @@
-"""The response network's notifications (`shared.notifications` does the work): its tables, the
-fan-out the `notify` task runs, and a user's in-app notifications."""
+"""The response network's notifications: its tables, bound to
+`shared.notification_service.NotificationService` (the `notify` task's fan-out, the
+operational alerts, a user's in-app notifications)."""
 
 from __future__ import annotations
-
-from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy.orm import Session
 
 from response_network.models import (
     Alert,
@@ -20,7 +16,7 @@ from response_network.models import (
     WebhookEndpoint,
 )
 from shared import alerts, notifications
-from shared.problems import Problem
+from shared.notification_service import NotificationService
 
 TABLES = notifications.Tables(
     event=NotificationEvent,
@@ -33,113 +29,26 @@ TABLES = notifications.Tables(
     webhook_attempt=WebhookAttempt,
 )
 
+SERVICE = NotificationService(TABLES, alert=Alert, task_run=TaskRun, network="response")
 
 #: The import's quarantine hook: operators hear of each quarantined batch.
-ON_QUARANTINE = notifications.on_quarantine(TABLES)
+ON_QUARANTINE = SERVICE.on_quarantine
 #: The import's gap hook: operators hear of a batch that arrived ahead of its sequence.
-ON_GAP = notifications.on_gap(TABLES)
+ON_GAP = SERVICE.on_gap
 
-
-def emit(session: Session, kind: str, **event: Any) -> str | None:
-    return notifications.emit(session, TABLES, kind, **event)
-
-
-def clear(session: Session, dedup_key: str, **event: Any) -> str | None:
-    return notifications.clear(session, TABLES, dedup_key, **event)
-
-
-def health_alerts(report: Any, *, session: Session) -> None:
-    notifications.health_alerts(session, TABLES, report, network="response")
-
-
-def operational_alerts(
-    report: Any, *, session: Session, task_names: list[str], min_free_mb: int
-) -> dict[str, dict[str, int]]:
-    """Admins and operators hear of what the detailed health and the task history show
-    wrong, once while it lasts, and when it clears: components down, tasks failing
-    repeatedly, transfer directories short of space."""
-    notifications.health_alerts(session, TABLES, report, network="response")
-    tasks = notifications.failing_tasks(session, TaskRun, task_names)
-    disk = notifications.low_disk(report, min_free_mb=min_free_mb)
-    return {
-        "task.failing": notifications.reconcile(
-            session, TABLES, "task.failing", tasks, resolved=lambda k: f"{k} succeeds again"
-        ),
-        "disk.low": notifications.reconcile(
-            session, TABLES, "disk.low", disk, resolved=lambda k: f"Disk space in {k} is back"
-        ),
-    }
-
-
-def unacked_batches(flagged: list[dict[str, Any]], *, session: Session) -> dict[str, int]:
-    """Operators hear of each batch unacknowledged past the threshold, and when it is."""
-    found = [
-        notifications.Condition(
-            key=item["file"],
-            title=f"Batch {item['file']} unacknowledged for {item['age_seconds'] / 3600:.1f} h",
-            data={k: item[k] for k in ("file", "stream", "seq", "age_seconds")},
-        )
-        for item in flagged
-    ]
-    return notifications.reconcile(
-        session,
-        TABLES,
-        "batch.unacknowledged",
-        found,
-        resolved=lambda k: f"Batch {k} acknowledged",
-    )
-
-
-def dispatch(*, session: Session) -> dict[str, int]:
-    return notifications.dispatch(session, TABLES)
-
-
-def trim(*, session: Session, older_than: datetime) -> int:
-    return notifications.trim(session, TABLES, older_than=older_than)
-
-
-def page(
-    user_id: str, *, session: Session, limit: int, offset: int, unread: bool
-) -> tuple[list[Any], int, int]:
-    return notifications.page(session, TABLES, user_id, limit=limit, offset=offset, unread=unread)
-
-
-def mark_read(user_id: str, notification_id: int, *, session: Session) -> Any:
-    row = notifications.mark_read(session, TABLES, user_id, notification_id)
-    if row is None:
-        raise Problem(404, "Not found", f"no notification {notification_id}")
-    return row
-
-
-def mark_all_read(user_id: str, *, session: Session) -> int:
-    return notifications.mark_all_read(session, TABLES, user_id)
-
-
-def newest_id(user_id: str, *, session: Session) -> int:
-    return notifications.newest_id(session, TABLES, user_id)
-
-
-def since(user_id: str, after_id: int, *, session: Session) -> list[Any]:
-    return notifications.since(session, TABLES, user_id, after_id)
-
-
-def escalate(settings: Any, *, session: Session, minutes: int) -> int:
-    """Unacknowledged alerts go to their next level (`shared.alerts.escalate`)."""
-    return alerts.escalate(
-        session,
-        TABLES,
-        Alert,
-        after=timedelta(minutes=minutes),
-        levels=settings.notification_escalation_levels,
-        oncall=settings.notification_oncall_emails,
-    )
-
-
-def alert_page(
-    *, session: Session, state: str | None, limit: int, offset: int, sort: str = "-opened_at"
-):
-    return alerts.page(session, Alert, state=state, limit=limit, offset=offset, sort=sort)
-
-
-def acknowledge(alert_id: int, *, session: Session, actor: str) -> Any:
-    return alerts.acknowledge(session, Alert, alert_id, actor=actor)
+emit = SERVICE.emit
+emit_for_users = SERVICE.emit_for_users
+clear = SERVICE.clear
+health_alerts = SERVICE.health_alerts
+operational_alerts = SERVICE.operational_alerts
+unacked_batches = SERVICE.unacked_batches
+dispatch = SERVICE.dispatch
+trim = SERVICE.trim
+page = SERVICE.page
+mark_read = SERVICE.mark_read
+mark_all_read = SERVICE.mark_all_read
+newest_id = SERVICE.newest_id
+since = SERVICE.since
+escalate = SERVICE.escalate
+alert_page = SERVICE.alert_page
+acknowledge = SERVICE.acknowledge

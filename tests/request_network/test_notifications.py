@@ -12,6 +12,7 @@ import httpx
 import pytest
 import uvicorn
 from request_api_helpers import assert_problem
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, update
 
 from request_network.app import create_app
@@ -82,6 +83,58 @@ def test_events_go_to_their_recipients_once(api_db, people):
             "alice@example.org",
             "pending",
         )
+
+
+def _emit_failures(api_db: str, people: dict[str, str], n: int, *, alert: bool = True) -> None:
+    users = [people["alice"], people["bob"]]
+    with transaction(api_db) as session:
+        notifications.emit_for_users(
+            session,
+            "request.failed",
+            [{"user_id": users[i % 2], "title": f"failed {i}"} for i in range(n)],
+        )
+        if alert:
+            notifications.emit(session, "batch.quarantined", title="Batch quarantined: y.jsonl")
+
+
+def _statements_of_dispatch(api_db: str) -> tuple[dict[str, int], int]:
+    seen: list[str] = []
+    with transaction(api_db) as session:
+        engine = session.get_bind()
+
+        def count_it(conn, cursor, statement, parameters, context, executemany):
+            seen.append(statement)
+
+        sqlalchemy_event.listen(engine, "before_cursor_execute", count_it)
+        try:
+            done = notifications.dispatch(session=session)
+        finally:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", count_it)
+    return done, len(seen)
+
+
+def test_a_dispatch_takes_as_many_statements_for_many_events_as_for_few(api_db, people):
+    _emit_failures(api_db, people, 10)
+    few, few_statements = _statements_of_dispatch(api_db)
+    assert few == {"events": 11, "notifications": 12, "deliveries": 5}
+    _emit_failures(api_db, people, 900)
+    many, many_statements = _statements_of_dispatch(api_db)
+    # 900 user events (450 emails to alice), the operators' event to olga and root
+    assert many == {"events": 901, "notifications": 902, "deliveries": 450}
+    assert many_statements == few_statements
+    assert count(api_db, Notification) == 914
+
+
+def test_a_dispatch_run_again_after_a_crash_doubles_nothing(api_db, people):
+    """Fan-out written, then the events put back as if their marking had been lost: the
+    second run writes no notification or delivery twice (the tables' unique keys)."""
+    _emit_failures(api_db, people, 20, alert=False)
+    assert dispatch(api_db) == {"events": 20, "notifications": 20, "deliveries": 10}
+    with transaction(api_db) as session:
+        session.execute(update(NotificationEvent).values(dispatched_at=None))
+    assert dispatch(api_db) == {"events": 20, "notifications": 0, "deliveries": 0}
+    assert count(api_db, Notification) == 20
+    assert count(api_db, NotificationDelivery) == 10
 
 
 def test_a_condition_notifies_once_while_it_lasts_and_says_when_it_clears(api_db, people):

@@ -1,5 +1,6 @@
 """The in-app notification routes, the same on both networks: a user's own notifications
-(unread first), marking them read, and a live Server-Sent Events stream.
+(unread first, or sorted by time, severity, kind or read), marking them read, and a live
+Server-Sent Events stream.
 
 Each network builds the router with its own caller dependency and a `work(caller)` that
 opens the caller's unit of work and gives (session, user id); `service` is the network's
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from shared.notifications import NotificationSort
 from shared.problems import Problem
 from shared.validation import PageLimit, PageOffset
 
@@ -80,11 +82,18 @@ def build_router(
         unread: Annotated[bool, Query(description="Only the unread ones")] = False,
         limit: Annotated[PageLimit, Query()] = 50,
         offset: Annotated[PageOffset, Query()] = 0,
+        sort: Annotated[
+            NotificationSort,
+            Query(
+                description="By time (`at`), severity (by weight), kind or read (`read`: "
+                "unread first); `-` first for descending; ties newest first"
+            ),
+        ] = "read",
     ) -> NotificationPage:
-        """Your notifications: unread first, then the newest first."""
+        """Your notifications: unread first, then the newest first (or as `sort` says)."""
         with work(caller) as (session, user_id):
             rows, total, unread_count = service.page(
-                user_id, session=session, limit=limit, offset=offset, unread=unread
+                user_id, session=session, limit=limit, offset=offset, unread=unread, sort=sort
             )
             items = [notification_view(r) for r in rows]
         return NotificationPage(

@@ -14,51 +14,45 @@ from fastapi.responses import Response
 
 from request_network.services import admin_requests, lifecycle, rate_limits, requests, trace
 from shared.panel.access import AdminViewer, PanelDep
+from shared.panel.actions import Call, add_confirmed
 from shared.panel.core import PREFIX
-from shared.panel.forms import Choice, Confirmed, Hours, Text, choice, hours, text
-from shared.panel.paging import Paging, Sort
+from shared.panel.forms import Choice, Hours, Text, choice, hours, text
+from shared.panel.listing import add_list
+from shared.panel.paging import columns_of
 from shared.validation import RequestId
 
 router = APIRouter()
 STATUSES = get_args(admin_requests.PublicStatus)
 #: The columns the list sorts by (`services.admin_requests.RequestSort`).
-SORTS = tuple(dict.fromkeys(s.lstrip("-") for s in get_args(admin_requests.RequestSort)))
+SORTS = columns_of(admin_requests.RequestSort)
 
 
-@router.get("/requests")
-def list_requests(
-    request: Request,
-    panel: PanelDep,
-    viewer: AdminViewer,
-    paging: Paging,
+def request_filters(
     status: Choice = None,
     user_id: Text = None,
     older_than_hours: Hours = None,
     stuck_hours: Hours = None,
-    sort: Choice = None,
-) -> Response:
-    order = Sort.of(sort, SORTS, "-created_at")
-    with panel.reads() as session:
-        rows, total = admin_requests.list_requests(
-            session=session,
-            sort=order.value,
-            status=choice(status, STATUSES),
-            user_id=text(user_id),
-            older_than=hours(older_than_hours),
-            stuck_after=hours(stuck_hours),
-            limit=paging.limit,
-            offset=paging.offset,
-        )
-    return panel.render(
-        request,
-        viewer,
-        "requests.html",
-        title="Requests",
-        rows=rows,
-        statuses=STATUSES,
-        sort=order,
-        page=paging.of(total),
-    )
+) -> dict[str, Any]:
+    """The list's filters as `services.admin_requests.list_requests` takes them."""
+    return {
+        "status": choice(status, STATUSES),
+        "user_id": text(user_id),
+        "older_than": hours(older_than_hours),
+        "stuck_after": hours(stuck_hours),
+    }
+
+
+add_list(
+    router,
+    "/requests",
+    template="requests.html",
+    title="Requests",
+    service=admin_requests.list_requests,
+    filters=request_filters,
+    sorts=SORTS,
+    default="-created_at",
+    statuses=STATUSES,
+)
 
 
 @router.get("/requests/{request_id}")
@@ -89,40 +83,28 @@ def _back(request_id: str) -> str:
     return f"{PREFIX}/requests/{request_id}"
 
 
-def _lifecycle_action(verb: str, service: Callable[..., Any], question: str, done: str) -> None:
-    """`POST /requests/{request_id}/<verb>`: asked first, then `service` (`lifecycle.cancel`
-    or `lifecycle.retry`, audited with the admin's id)."""
-
-    @router.post(f"/requests/{{request_id}}/{verb}", name=verb)
-    def act(
-        request: Request,
-        panel: PanelDep,
-        viewer: AdminViewer,
-        request_id: RequestId,
-        confirmed: Confirmed = "",
-    ) -> Response:
-        return panel.act(
-            request,
-            viewer,
-            confirmed,
-            question=question,
-            back=_back(request_id),
-            done=done,
-            call=lambda session: service(
-                request_id, session=session, cache=panel.redis(), actor=viewer.user_id
-            ),
-        )
+def _lifecycle(service: Callable[..., Any]) -> Call:
+    """`lifecycle.cancel` or `lifecycle.retry` of one request, audited with the admin's id."""
+    return lambda panel, viewer, request_id, session: service(
+        request_id, session=session, cache=panel.redis(), actor=viewer.user_id
+    )
 
 
-_lifecycle_action(
-    "cancel",
-    lifecycle.cancel,
-    "Cancel this request? If it has left this network, a cancellation follows it.",
-    "Request cancelled",
+add_confirmed(
+    router,
+    "/requests/{thing_id}/cancel",
+    id_type=RequestId,
+    question="Cancel this request? If it has left this network, a cancellation follows it.",
+    done="Request cancelled",
+    back=_back,
+    call=_lifecycle(lifecycle.cancel),
 )
-_lifecycle_action(
-    "retry",
-    lifecycle.retry,
-    "Send this request out again as its next sending? Its stored answer goes.",
-    "Request sent again",
+add_confirmed(
+    router,
+    "/requests/{thing_id}/retry",
+    id_type=RequestId,
+    question="Send this request out again as its next sending? Its stored answer goes.",
+    done="Request sent again",
+    back=_back,
+    call=_lifecycle(lifecycle.retry),
 )

@@ -19,7 +19,8 @@ from request_network.api.schemas import SetRateLimits
 from request_network.services import api_key_admin, auth, rate_limits, users
 from shared.panel import charts, user_pages
 from shared.panel.access import AdminViewer, PanelDep
-from shared.panel.core import NO_STORE, Panel
+from shared.panel.actions import add_confirmed
+from shared.panel.core import NO_STORE, Panel, Viewer
 from shared.panel.forms import Confirmed, whole_number
 from shared.panel.user_pages import user_page
 from shared.ratelimit import WINDOWS
@@ -74,49 +75,32 @@ def user_usage(panel: PanelDep, viewer: AdminViewer, user_id: UserId) -> Respons
     return HTMLResponse(html, headers=NO_STORE)
 
 
-@router.post("/users/{user_id}/unlock")
-def unlock(
-    request: Request,
-    panel: PanelDep,
-    viewer: AdminViewer,
-    user_id: UserId,
-    confirmed: Confirmed = "",
-) -> Response:
-    return panel.act(
-        request,
-        viewer,
-        confirmed,
-        question="Unlock this account now and forget its failed logins?",
-        back=user_page(user_id),
-        done="Account unlocked",
-        call=lambda session: auth.lift_lock(
-            panel.settings, panel.redis(), session=session, user_id=user_id, actor=viewer.user_id
-        ),
-    )
+def _reset_limits(panel: Panel, viewer: Viewer, user_id: str, session: Session) -> None:
+    user = rate_limits.get_user(user_id, session=session)
+    limiter = rate_limits.limiter_for(panel.settings)
+    rate_limits.reset(user, limiter, session=session, actor=viewer.user_id)
 
 
-@router.post("/users/{user_id}/reset-limits")
-def reset_limits(
-    request: Request,
-    panel: PanelDep,
-    viewer: AdminViewer,
-    user_id: UserId,
-    confirmed: Confirmed = "",
-) -> Response:
-    def reset(session: Session) -> None:
-        user = rate_limits.get_user(user_id, session=session)
-        limiter = rate_limits.limiter_for(panel.settings)
-        rate_limits.reset(user, limiter, session=session, actor=viewer.user_id)
-
-    return panel.act(
-        request,
-        viewer,
-        confirmed,
-        question="Reset this user's rate-limit counters, grace periods and blocks?",
-        back=user_page(user_id),
-        done="Rate-limit counters reset",
-        call=reset,
-    )
+add_confirmed(
+    router,
+    "/users/{thing_id}/unlock",
+    id_type=UserId,
+    question="Unlock this account now and forget its failed logins?",
+    done="Account unlocked",
+    back=user_page,
+    call=lambda panel, viewer, user_id, session: auth.lift_lock(
+        panel.settings, panel.redis(), session=session, user_id=user_id, actor=viewer.user_id
+    ),
+)
+add_confirmed(
+    router,
+    "/users/{thing_id}/reset-limits",
+    id_type=UserId,
+    question="Reset this user's rate-limit counters, grace periods and blocks?",
+    done="Rate-limit counters reset",
+    back=user_page,
+    call=_reset_limits,
+)
 
 
 @router.post("/users/{user_id}/limits")

@@ -1,6 +1,6 @@
 """Admin: the imported requests (every user's, filtered by status, user, profile type and
-age), one with its executions and its result's export, and the retry of a failed one
-(audited; exactly once under concurrency)."""
+age, sorted by a column), one with its executions and its result's export, and the retry of
+a failed one (audited; exactly once under concurrency)."""
 
 from __future__ import annotations
 
@@ -85,11 +85,16 @@ def list_requests(
     ] = None,
     limit: Annotated[PageLimit, Query()] = 50,
     offset: Annotated[PageOffset, Query()] = 0,
+    sort: Annotated[
+        admin_requests.RequestSort,
+        Query(description="A column, `-` first for descending (default: latest imported first)"),
+    ] = "-imported_at",
 ) -> ImportedRequestPage:
-    """Imported requests, the latest imported first."""
+    """Imported requests, the latest imported first or sorted by a column."""
     with admin.unit() as unit:
         rows, total = admin_requests.list_requests(
             session=unit.session,
+            sort=sort,
             status=status,
             user_id=user_id,
             profile_type=profile_type,

@@ -1,64 +1,68 @@
 """Imported requests and their executions: every user's requests, filtered by status, user,
-profile type and age (`services.admin_requests.list_requests`); one request with its
-executions, whether its result went out and in which batch (`services.admin_requests.describe`)
-and its life on this network (`services.trace.trace`); the retry of a FAILED one
-(`services.admin_requests.retry`, audited `request.retried` with the admin's username, as the
-API). Executions, newest first, filtered by status, profile type and start
-(`services.executions.list_executions`)."""
+profile type and age and sorted by a column (`services.admin_requests.list_requests`); one
+request with its executions, whether its result went out and in which batch
+(`services.admin_requests.describe`) and its life on this network (`services.trace.trace`);
+the retry of a FAILED one (`services.admin_requests.retry`, audited `request.retried` with
+the admin's username, as the API). Executions, newest first, filtered by status, profile type
+and start (`services.executions.list_executions`)."""
 
 from __future__ import annotations
 
 import json
-from typing import get_args
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from response_network.services import admin_requests, executions, identity, trace
 from shared.db import utcnow
 from shared.panel.access import AdminViewer, PanelDep
+from shared.panel.actions import add_confirmed
 from shared.panel.core import PREFIX
-from shared.panel.forms import Choice, Confirmed, Hours, Text, choice, hours, text
-from shared.panel.paging import Paging
+from shared.panel.forms import Choice, Hours, Text, choice, hours, text
+from shared.panel.listing import add_list
+from shared.panel.paging import Paging, columns_of
 from shared.validation import RequestId
 
 router = APIRouter()
 STATUSES = get_args(admin_requests.RequestStatus)
 EXECUTION_STATUSES = get_args(executions.ExecutionStatus)
+#: The columns the list sorts by (`services.admin_requests.RequestSort`).
+SORTS = columns_of(admin_requests.RequestSort)
 
 
-@router.get("/requests")
-def list_requests(
-    request: Request,
-    panel: PanelDep,
-    viewer: AdminViewer,
-    paging: Paging,
+def request_filters(
     status: Choice = None,
     user_id: Text = None,
     profile_type: Text = None,
     older_than_hours: Hours = None,
-) -> Response:
-    with panel.reads() as session:
-        rows, total = admin_requests.list_requests(
-            session=session,
-            status=choice(status, STATUSES),
-            user_id=text(user_id),
-            profile_type=text(profile_type),
-            older_than=hours(older_than_hours),
-            limit=paging.limit,
-            offset=paging.offset,
-        )
-        profile_types = identity.profile_type_names(session=session)
-    return panel.render(
-        request,
-        viewer,
-        "requests.html",
-        title="Requests",
-        rows=rows,
-        statuses=STATUSES,
-        profile_types=profile_types,
-        page=paging.of(total),
-    )
+) -> dict[str, Any]:
+    """The list's filters as `services.admin_requests.list_requests` takes them."""
+    return {
+        "status": choice(status, STATUSES),
+        "user_id": text(user_id),
+        "profile_type": text(profile_type),
+        "older_than": hours(older_than_hours),
+    }
+
+
+def profile_types(session: Session) -> dict[str, Any]:
+    return {"profile_types": identity.profile_type_names(session=session)}
+
+
+add_list(
+    router,
+    "/requests",
+    template="requests.html",
+    title="Requests",
+    service=admin_requests.list_requests,
+    filters=request_filters,
+    sorts=SORTS,
+    default="-imported_at",
+    context=profile_types,
+    statuses=STATUSES,
+)
 
 
 @router.get("/requests/{request_id}")
@@ -84,26 +88,18 @@ def _back(request_id: str) -> str:
     return f"{PREFIX}/requests/{request_id}"
 
 
-@router.post("/requests/{request_id}/retry")
-def retry(
-    request: Request,
-    panel: PanelDep,
-    viewer: AdminViewer,
-    request_id: RequestId,
-    confirmed: Confirmed = "",
-) -> Response:
-    return panel.act(
-        request,
-        viewer,
-        confirmed,
-        question="Run this failed request again? Its new result replaces the old one "
-        "and goes out with the next results batch.",
-        back=_back(request_id),
-        done="Request queued again",
-        call=lambda session: admin_requests.retry(
-            request_id, session=session, actor=viewer.username
-        ),
-    )
+add_confirmed(
+    router,
+    "/requests/{thing_id}/retry",
+    id_type=RequestId,
+    question="Run this failed request again? Its new result replaces the old one "
+    "and goes out with the next results batch.",
+    done="Request queued again",
+    back=_back,
+    call=lambda panel, viewer, request_id, session: admin_requests.retry(
+        request_id, session=session, actor=viewer.username
+    ),
+)
 
 
 @router.get("/executions")

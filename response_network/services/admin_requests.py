@@ -1,6 +1,7 @@
 """Imported requests as an admin follows them on the response network: every user's, filtered
-by status, user, profile type and age, newest first; one request with the batch it came in,
-every execution and whether its result has gone out; and the retry of a failed one.
+by status, user, profile type and age, latest imported first or sorted by a column; one
+request with the batch it came in, every execution and whether its result has gone out; and
+the retry of a failed one.
 
 A retry puts a FAILED request back in the queue, once: its row is locked (`SELECT … FOR
 UPDATE`) while its status is checked and changed, so of two retries at once one is
@@ -34,6 +35,27 @@ from shared.problems import Problem
 RequestStatus = Literal["QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED"]
 RETRYABLE = (FAILED,)
 
+RequestSort = Literal[
+    "imported_at", "-imported_at", "submitted_at", "-submitted_at", "updated_at", "-updated_at",
+    "status", "-status", "user_id", "-user_id", "profile_type", "-profile_type",
+    "attempt", "-attempt",
+]  # fmt: skip
+_SORT_COLUMNS = {
+    "imported_at": ImportedRequest.imported_at,
+    "submitted_at": ImportedRequest.submitted_at,
+    "updated_at": ImportedRequest.updated_at,
+    "status": ImportedRequest.status,
+    "user_id": ImportedRequest.user_id,
+    "profile_type": ImportedRequest.profile_type,
+    "attempt": ImportedRequest.attempt,
+}
+
+
+def _order(sort: RequestSort) -> tuple[Any, ...]:
+    column = _SORT_COLUMNS[sort.lstrip("-")]
+    first = column.desc() if sort.startswith("-") else column.asc()
+    return (first, ImportedRequest.imported_at.desc(), ImportedRequest.id.desc())
+
 
 def _row(req: ImportedRequest) -> dict[str, Any]:
     return {
@@ -59,9 +81,11 @@ def list_requests(
     older_than: timedelta | None = None,
     limit: int,
     offset: int,
+    sort: RequestSort = "-imported_at",
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of imported requests, latest imported first, and how many match in all;
-    `older_than`: only those submitted at least that long ago."""
+    """A page of imported requests and how many match in all; `older_than`: only those
+    submitted at least that long ago. `sort`: a column, `-` first for descending (default:
+    latest imported first); ties latest imported first, then by id."""
     query = select(ImportedRequest)
     if older_than is not None:
         query = query.where(ImportedRequest.submitted_at <= utcnow() - older_than)
@@ -74,11 +98,7 @@ def list_requests(
     total = session.execute(
         query.with_only_columns(func.count(), maintain_column_froms=True)
     ).scalar_one()
-    rows = session.execute(
-        query.order_by(ImportedRequest.imported_at.desc(), ImportedRequest.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).scalars()
+    rows = session.execute(query.order_by(*_order(sort)).limit(limit).offset(offset)).scalars()
     return [_row(r) for r in rows], total
 
 

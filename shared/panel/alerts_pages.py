@@ -1,15 +1,15 @@
 """The alerts and notifications pages, the same on both networks: operational alerts with
 their history and an acknowledge button, and the admin's own in-app notifications (mark
-one or all read). Each network builds the router with a `unit()` that opens its unit of work
-and its `services.notifications` module, the one the API's routes call
-(`shared.alerts_api`, `shared.notifications_api`).
+one or all read); each list sorted by its columns. Each network builds the router with a
+`unit()` that opens its unit of work and its `services.notifications` module, the one the
+API's routes call (`shared.alerts_api`, `shared.notifications_api`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -17,15 +17,20 @@ from sqlalchemy.orm import Session
 
 from shared.alerts import AlertSort
 from shared.alerts_api import AlertId, alert_view
+from shared.notifications import NotificationSort
 from shared.notifications_api import NotificationId, notification_view
 from shared.panel.access import AdminViewer, PanelDep
 from shared.panel.core import PREFIX
-from shared.panel.forms import Choice
-from shared.panel.paging import Paging, Sort
+from shared.panel.paging import Paging, columns_of, sorting
 
 AlertState = Literal["open", "acknowledged", "resolved"]
 #: The columns the alert list sorts by (`shared.alerts.AlertSort`; severity by weight).
-ALERT_SORTS = tuple(dict.fromkeys(s.lstrip("-") for s in get_args(AlertSort)))
+ALERT_SORTS = columns_of(AlertSort)
+AlertOrder = sorting(ALERT_SORTS, "-opened_at")
+#: The columns the notification list sorts by (`shared.notifications.NotificationSort`:
+#: read is unread first, severity by weight).
+NOTIFICATION_SORTS = columns_of(NotificationSort)
+NotificationOrder = sorting(NOTIFICATION_SORTS, "read")
 
 
 def build_router(unit: Callable[[], AbstractContextManager[Session]], service: Any) -> APIRouter:
@@ -37,10 +42,9 @@ def build_router(unit: Callable[[], AbstractContextManager[Session]], service: A
         panel: PanelDep,
         viewer: AdminViewer,
         paging: Paging,
+        order: AlertOrder,
         state: Annotated[AlertState | None, Query()] = None,
-        sort: Choice = None,
     ) -> Response:
-        order = Sort.of(sort, ALERT_SORTS, "-opened_at")
         with unit() as session:
             rows, total = service.alert_page(
                 session=session,
@@ -75,6 +79,7 @@ def build_router(unit: Callable[[], AbstractContextManager[Session]], service: A
         panel: PanelDep,
         viewer: AdminViewer,
         paging: Paging,
+        order: NotificationOrder,
         unread: bool = False,
     ) -> Response:
         with unit() as session:
@@ -84,6 +89,7 @@ def build_router(unit: Callable[[], AbstractContextManager[Session]], service: A
                 limit=paging.limit,
                 offset=paging.offset,
                 unread=unread,
+                sort=order.value,
             )
             items = [notification_view(r) for r in rows]
         return panel.render(
@@ -94,6 +100,7 @@ def build_router(unit: Callable[[], AbstractContextManager[Session]], service: A
             items=items,
             unread=unread,
             unread_count=unread_count,
+            sort=order,
             page=paging.of(total),
         )
 

@@ -24,8 +24,12 @@ class OperatorDesk:
     files: Any
     #: the transfer status (`transfer.operator.status.transfer_status(...).as_dict()`)
     status: Callable[[Session, FerrySettings], dict[str, Any]]
-    #: the names of the acknowledged batches kept in the outbox
-    acked: Callable[[Path], list[str]]
+    #: one tab of the batch page (outbox, carried, inbox, acked): its files, each with the
+    #: ledger's metadata (records, errors, import time, written, acknowledged), from the
+    #: transfer status the page shows
+    batch_rows: Callable[[Session, FerrySettings, str, dict[str, Any]], list[dict[str, Any]]]
+    #: the quarantined files: each reason entry with its stream, sequence, size and reasons
+    quarantined: Callable[[Path], list[dict[str, Any]]]
     #: a page of batch metadata (`transfer.operator.batch_report.list_batches`) by filter
     list_batches: Callable[..., dict[str, Any]]
 

@@ -4,17 +4,20 @@ A list's route takes the page asked for as `Paging` (the `limit` and `offset` qu
 parameters); a list a service pages (users, requests, alerts, batches) passes them to the
 service and its total through `Pager`; a list a service returns whole (files in a directory,
 the settings, the beat schedule) is sorted and cut here with `sort_rows` and `Pager.cut`.
-Links keep the page's other query parameters (`link`).
+A list sorts by the column its `sort` query parameter names (`Sort`, `sorting`), `-` first
+for descending; a column it does not sort by is refused (422, naming `sort`), as the API
+refuses it. Links keep the page's other query parameters (`link`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
 from fastapi import Depends, Query
+from fastapi.exceptions import RequestValidationError
 
 from shared.validation import PageOffset
 
@@ -91,9 +94,23 @@ class Sort:
 
     @classmethod
     def of(cls, value: str | None, allowed: Sequence[str], default: str) -> Sort:
+        """`value` among the columns `allowed` (`-` first: descending); `default` when none
+        is given; RequestValidationError (a 422 naming `sort`) for any other column."""
         keys = tuple(allowed)
-        chosen = value if value and value.lstrip("-") in keys else default
-        return cls(chosen, keys)
+        if not value:
+            return cls(default, keys)
+        if value.removeprefix("-") not in keys:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "sort"),
+                        "msg": f"sort by one of {', '.join(keys)} (`-` first: descending)",
+                        "type": "enum",
+                        "input": value,
+                    }
+                ]
+            )
+        return cls(value, keys)
 
     @property
     def key(self) -> str:
@@ -114,6 +131,26 @@ class Sort:
         if key != self.key:
             return ""
         return "▼" if self.descending else "▲"
+
+
+def columns_of(sorts: Any) -> tuple[str, ...]:
+    """The columns a service's sort type (`Literal["name", "-name", …]`) names, in order."""
+    return tuple(dict.fromkeys(s.removeprefix("-") for s in get_args(sorts)))
+
+
+#: A list route's `sort` query parameter, as text (`Sort.of` reads it).
+SortParam = Annotated[str | None, Query(max_length=32)]
+
+
+def sorting(allowed: Sequence[str], default: str) -> Any:
+    """A list route's `sort` query parameter as a `Sort` among the columns `allowed`
+    (`Sort.of`): the annotation of a route's parameter."""
+    keys = tuple(allowed)
+
+    def sort_param(sort: SortParam = None) -> Sort:
+        return Sort.of(sort, keys, default)
+
+    return Annotated[Sort, Depends(sort_param)]
 
 
 def sort_rows(rows: Sequence[Mapping[str, Any]], sort: Sort) -> list[Mapping[str, Any]]:

@@ -1,27 +1,29 @@
 """Quarantine, for operators and admins, the same on both networks: every file a check
-refused, with its reasons; one file's reasons and first bytes; release it to the inbox for
-another try, or delete it (`transfer.operator.files` through the network's `OperatorDesk`, as
-the operator API does: each audited with the operator's username, `quarantine.released` /
+refused, with its reasons, stream, sequence and size (`OperatorDesk.quarantined`), sorted
+by any of them; one file's reasons and first bytes; release it to the inbox for another try,
+or delete it (`transfer.operator.files` through the network's `OperatorDesk`, as the
+operator API does: each audited with the operator's username, `quarantine.released` /
 `quarantine.deleted`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from shared import audit
 from shared.panel.access import PanelDep, StaffViewer
-from shared.panel.core import PREFIX, Panel, Refused, Viewer
+from shared.panel.core import PREFIX, Refused
 from shared.panel.forms import YES, Confirmed
 from shared.panel.operator_desk import OperatorDesk
-from shared.panel.paging import Paging, Sort, sort_rows
+from shared.panel.paging import Paging, sort_rows, sorting
 from shared.settings import FerrySettings
 from shared.validation import QuarantineName
 
-SORTS = ("quarantined_at", "file", "quarantined_as")
+SORTS = ("quarantined_as", "file", "stream", "seq", "bytes", "reason", "quarantined_at")
+QuarantineOrder = sorting(SORTS, "-quarantined_at")
 LIST = f"{PREFIX}/quarantine"
 
 
@@ -38,10 +40,9 @@ def build_router(desk: OperatorDesk) -> APIRouter:
         panel: PanelDep,
         viewer: StaffViewer,
         paging: Paging,
-        sort: Annotated[str | None, Query(max_length=32)] = None,
+        order: QuarantineOrder,
     ) -> Response:
-        order = Sort.of(sort, SORTS, "-quarantined_at")
-        rows = sort_rows(files.quarantined(panel.settings.quarantine_dir), order)
+        rows = sort_rows(desk.quarantined(panel.settings.quarantine_dir), order)
         page = paging.of(len(rows))
         return panel.render(
             request,
@@ -65,81 +66,66 @@ def build_router(desk: OperatorDesk) -> APIRouter:
             request, viewer, "quarantined.html", title="Quarantined file", name=name, entry=entry
         )
 
-    def handle(
-        request: Request,
-        panel: Panel,
-        viewer: Viewer,
-        name: str,
-        confirmed: str,
+    def add_move(
+        verb: str,
+        done: str,
         *,
         question: str,
-        done: str,
-        move: Callable[[FerrySettings], dict[str, Any]],
+        move: Callable[[FerrySettings, str], dict[str, Any]],
         kept: str,
-        said: Callable[[dict[str, Any]], str],
-    ) -> Response:
-        """Asked first; then the file is moved (`move`) and the move audited as
-        `quarantine.<done>` with the entry's `kept` field, in one unit of work; a refusal
-        by the operator tools is shown on the list."""
-        if confirmed != YES:
-            return panel.confirm(
-                request, viewer, question=question, action=request.url.path, back=f"{LIST}/{name}"
-            )
-        try:
-            with panel.unit() as session:
-                entry = move(panel.settings)
-                audit.record(
-                    session,
-                    desk.audit_model,
-                    actor=viewer.username,
-                    action=f"quarantine.{done}",
-                    target=name,
-                    detail={kept: entry.get(kept)},
+        said: Callable[[str, dict[str, Any]], str],
+    ) -> None:
+        """`POST /quarantine/{name}/<verb>`: asked first (`question`, with the file's name);
+        then the file is moved (`move`) and the move audited as `quarantine.<done>` with the
+        entry's `kept` field, in one unit of work; a refusal by the operator tools is shown
+        on the list."""
+
+        @router.post(f"/quarantine/{{name}}/{verb}", name=verb)
+        def act(
+            request: Request,
+            panel: PanelDep,
+            viewer: StaffViewer,
+            name: QuarantineName,
+            confirmed: Confirmed = "",
+        ) -> Response:
+            if confirmed != YES:
+                return panel.confirm(
+                    request,
+                    viewer,
+                    question=question.format(name=name),
+                    action=request.url.path,
+                    back=f"{LIST}/{name}",
                 )
-        except desk.operator_error as exc:
-            return panel.redirect(viewer, LIST, f"Not {done}: {refusal(exc)}", "error")
-        return panel.redirect(viewer, LIST, said(entry))
+            try:
+                with panel.unit() as session:
+                    entry = move(panel.settings, name)
+                    audit.record(
+                        session,
+                        desk.audit_model,
+                        actor=viewer.username,
+                        action=f"quarantine.{done}",
+                        target=name,
+                        detail={kept: entry.get(kept)},
+                    )
+            except desk.operator_error as exc:
+                return panel.redirect(viewer, LIST, f"Not {done}: {refusal(exc)}", "error")
+            return panel.redirect(viewer, LIST, said(name, entry))
 
-    @router.post("/quarantine/{name}/release")
-    def release(
-        request: Request,
-        panel: PanelDep,
-        viewer: StaffViewer,
-        name: QuarantineName,
-        confirmed: Confirmed = "",
-    ) -> Response:
-        return handle(
-            request,
-            panel,
-            viewer,
-            name,
-            confirmed,
-            question=f"Put {name} back in the inbox for another try?",
-            done="released",
-            move=lambda s: files.release(s.quarantine_dir, s.inbox, name),
-            kept="file",
-            said=lambda entry: f"{name} released to the inbox as {entry.get('file')}",
-        )
-
-    @router.post("/quarantine/{name}/delete")
-    def delete(
-        request: Request,
-        panel: PanelDep,
-        viewer: StaffViewer,
-        name: QuarantineName,
-        confirmed: Confirmed = "",
-    ) -> Response:
-        return handle(
-            request,
-            panel,
-            viewer,
-            name,
-            confirmed,
-            question=f"Delete {name} and its reasons for good?",
-            done="deleted",
-            move=lambda s: files.delete(s.quarantine_dir, name),
-            kept="sha256",
-            said=lambda _entry: f"{name} deleted",
-        )
+    add_move(
+        "release",
+        "released",
+        question="Put {name} back in the inbox for another try?",
+        move=lambda s, name: files.release(s.quarantine_dir, s.inbox, name),
+        kept="file",
+        said=lambda name, entry: f"{name} released to the inbox as {entry.get('file')}",
+    )
+    add_move(
+        "delete",
+        "deleted",
+        question="Delete {name} and its reasons for good?",
+        move=lambda s, name: files.delete(s.quarantine_dir, name),
+        kept="sha256",
+        said=lambda name, _entry: f"{name} deleted",
+    )
 
     return router

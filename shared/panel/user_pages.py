@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter
 
-from shared.panel.access import AdminViewer, PanelDep
 from shared.panel.core import PREFIX
 from shared.panel.forms import Choice, Text, choice, text
-from shared.panel.paging import Paging, Sort
+from shared.panel.listing import add_list
 
 ROLES = ("user", "operator", "admin")
 STATUSES = ("active", "inactive", "locked")
@@ -26,42 +24,24 @@ def user_page(user_id: str) -> str:
     return f"{PREFIX}/users/{user_id}"
 
 
+def user_filters(name: Text = None, role: Choice = None, status: Choice = None) -> dict[str, Any]:
+    """The list's filters as `services.users.list_users` takes them."""
+    return {"name": text(name), "role": choice(role, ROLES), "status": choice(status, STATUSES)}
+
+
 def build_router(list_users: Callable[..., tuple[list[dict[str, Any]], int]]) -> APIRouter:
     """`list_users`: the network's `services.users.list_users`."""
     router = APIRouter()
-
-    @router.get("/users")
-    def users(
-        request: Request,
-        panel: PanelDep,
-        viewer: AdminViewer,
-        paging: Paging,
-        name: Text = None,
-        role: Choice = None,
-        status: Choice = None,
-        sort: Choice = None,
-    ) -> Response:
-        order = Sort.of(sort, SORTS, "username")
-        with panel.reads() as session:
-            rows, total = list_users(
-                session=session,
-                name=text(name),
-                role=choice(role, ROLES),
-                status=choice(status, STATUSES),
-                sort=order.value,
-                limit=paging.limit,
-                offset=paging.offset,
-            )
-        return panel.render(
-            request,
-            viewer,
-            "users.html",
-            title="Users",
-            rows=rows,
-            sort=order,
-            page=paging.of(total),
-            roles=ROLES,
-            statuses=STATUSES,
-        )
-
+    add_list(
+        router,
+        "/users",
+        template="users.html",
+        title="Users",
+        service=list_users,
+        filters=user_filters,
+        sorts=SORTS,
+        default="username",
+        roles=ROLES,
+        statuses=STATUSES,
+    )
     return router

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 
 from request_network.app import create_app
 from request_network.settings import RequestSettings
-from shared.db import utcnow
+from shared.db import transaction, utcnow
+from transfer.protocol.archive import ACKED, CARRIED
 from transfer.protocol.quarantine import quarantine
 
 REDIS_URL = os.environ.get("FERRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -131,6 +132,81 @@ def quarantined(settings: Any, name: str, reason: str, content: bytes = b"damage
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_bytes(content)
     return quarantine(source, settings.quarantine_dir, [reason]).name
+
+
+# The batch ledger ---------------------------------------------------------------------------
+
+
+def batch_file(stream: str, source: str, seq: int, batch_id: str) -> str:
+    return f"{stream}-{source}-{seq:08d}-{batch_id}.jsonl"
+
+
+def out_batch(
+    url: str,
+    batch_model: type,
+    settings: Any,
+    directory: Path,
+    stream: str,
+    seq: int,
+    *,
+    records: int,
+    size: int,
+    acked_after: float | None,
+) -> str:
+    """An outgoing batch in the ledger (written `10 - seq` hours ago, acknowledged
+    `acked_after` seconds later or not yet, `seq % 2` records refused), its file of `size`
+    bytes in `directory`: the file's name."""
+    batch_id = str(uuid.uuid4())
+    name = batch_file(stream, settings.network_id, seq, batch_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_bytes(b"x" * size)
+    written = utcnow() - timedelta(hours=10 - seq)
+    with transaction(url) as session:
+        session.add(
+            batch_model(
+                id=batch_id,
+                direction="out",
+                stream=stream,
+                source=settings.network_id,
+                destination=settings.peer_network_id,
+                seq=seq,
+                digest=f"{seq:064d}",
+                filename=name,
+                record_count=records,
+                bytes=size,
+                error_count=seq % 2,
+                created_at=written,
+                acked_at=written + timedelta(seconds=acked_after) if acked_after else None,
+            )
+        )
+    return name
+
+
+def ledger_batches(url: str, batch_model: type, settings: Any, sent: str, received: str) -> dict:
+    """Five batches of the stream `sent`: two acknowledged (kept in outbox/acked, `acked1`
+    after 90 s, `acked2` after 2 h), one carried and two in the outbox (`out4`, `out5`), the
+    three awaiting their acknowledgement; and a file of the stream `received` in the inbox."""
+    outbox = settings.outbox
+
+    def out(key: str, where: Path, seq: int, records: int, size: int, acked: float | None):
+        return key, out_batch(
+            url, batch_model, settings, where, sent, seq,
+            records=records, size=size, acked_after=acked,
+        )  # fmt: skip
+
+    names = dict(
+        [
+            out("acked1", outbox / ACKED, 1, 30, 300, 90),
+            out("acked2", outbox / ACKED, 2, 4, 40, 7200),
+            out("carried", outbox / CARRIED, 3, 12, 120, None),
+            out("out4", outbox, 4, 2, 2048, None),
+            out("out5", outbox, 5, 9, 20, None),
+        ]
+    )
+    names["inbox"] = batch_file(received, settings.peer_network_id, 8, str(uuid.uuid4()))
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    (settings.inbox / names["inbox"]).write_bytes(b"y" * 1536)
+    return names
 
 
 def add_hostile_gap_rows(

@@ -2,7 +2,8 @@
 Playwright) against a real uvicorn server on the test PostgreSQL and Redis.
 
 Every page renders at 1280 px and at 375 px without a console error (a refused inline script
-or style shows there), a failed request or an error reply; each action works end to end and
+or style shows there), a failed request or an error reply, and a click on a column's heading
+sorts its list (one way, then the other); each action works end to end and
 is audited; a request without its CSRF token is refused; an operator sees the batch and
 quarantine pages only; stored `<script>` never runs.
 """
@@ -18,12 +19,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from request_network.models import AccountLock, AuditLog, Request, User
+from request_network.models import AccountLock, AuditLog, Batch, Request, User
 from shared.db import reading, transaction, utcnow
 from tests.panel.browser_support import (
     DESKTOP,
     PHONE,
+    UNTHROTTLED,
     assert_every_page_renders,
+    assert_headings_sort,
     chromium,
     make_dirs,
     poll_dashboard,
@@ -36,6 +39,7 @@ from tests.panel.panel_support import (
     XSS,
     clear_redis,
     fresh,
+    ledger_batches,
     make_settings,
     panel_app,
     quarantined,
@@ -50,7 +54,7 @@ def world(pg_urls, tmp_path_factory) -> Iterator[dict]:
     """A request network with people, requests, a locked account, a cached response and a
     quarantined file, served on a real server."""
     with contextmanager(fresh)(pg_urls["request"], truncate_request_db) as url:
-        settings = make_settings(url, tmp_path_factory.mktemp("panel") / "transfer")
+        settings = make_settings(url, tmp_path_factory.mktemp("panel") / "transfer", **UNTHROTTLED)
         make_dirs(settings)
         seed = Seed(url)
         seed.profile_type()
@@ -77,6 +81,7 @@ def world(pg_urls, tmp_path_factory) -> Iterator[dict]:
             f"digest mismatch {XSS}",
             b'{"not": "a batch"}\n',
         )
+        ids |= ledger_batches(url, Batch, settings, "requests", "results")
         with serve(panel_app(settings)) as base:
             yield {"base": base, "settings": settings, "ids": ids, "url": url}
 
@@ -119,19 +124,44 @@ def pages(world) -> list[str]:
         "/admin/batches?tab=inbox",
         "/admin/batches?tab=acked",
         "/admin/batches/history",
+        "/admin/batches/history?sort=-records",
         "/admin/quarantine",
+        "/admin/quarantine?sort=reason",
         f"/admin/quarantine/{ids['quarantined']}",
         "/admin/cache",
         "/admin/queues",
         "/admin/settings",
         "/admin/alerts",
         "/admin/notifications",
+        "/admin/notifications?sort=-severity",
     ]
+
+
+#: A list, the heading of one of its columns and the column it sorts by.
+SORTED = [
+    ("/admin/requests", "User", "username"),
+    ("/admin/requests", "Changed", "updated_at"),
+    ("/admin/users", "Role", "role"),
+    ("/admin/batches", "Records", "records"),
+    ("/admin/batches?tab=carried", "Waiting", "age_seconds"),
+    ("/admin/batches?tab=inbox", "Size", "bytes"),
+    ("/admin/batches?tab=acked", "Acked after", "ack_seconds"),
+    ("/admin/batches/history", "Took", "processing_ms"),
+    ("/admin/quarantine", "Reasons", "reason"),
+    ("/admin/alerts", "Severity", "severity"),
+    ("/admin/notifications", "Severity", "severity"),
+    ("/admin/notifications", "Read", "read"),
+]
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_every_page_renders_cleanly(browser, world, viewport):
     assert_every_page_renders(browser, world["base"], pages(world), viewport)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_column_heading_sorts_its_list(browser, world, viewport):
+    assert_headings_sort(browser, world["base"], SORTED, viewport)
 
 
 def test_the_dashboard_refreshes_itself(as_admin, world):

@@ -7,6 +7,7 @@ import re
 
 import fakeredis
 import pytest
+from fastapi.exceptions import RequestValidationError
 from markupsafe import Markup
 
 from shared.panel import charts, templating
@@ -61,7 +62,11 @@ def test_pager_and_sort():
         "seq",
         "file",
     )
-    assert Sort.of("password", ("seq",), "seq").value == "seq"  # not a column: the default
+    assert Sort.of(None, ("seq",), "-seq").value == Sort.of("", ("seq",), "-seq").value == "-seq"
+    for wrong in ("password", "--seq", "seq-"):  # not a column it sorts by: refused
+        with pytest.raises(RequestValidationError) as refused:
+            Sort.of(wrong, ("seq",), "seq")
+        assert refused.value.errors()[0]["loc"] == ("query", "sort")
     rows = [{"seq": 2}, {"seq": None}, {"seq": 10}]
     assert [r["seq"] for r in sort_rows(rows, sort)] == [10, 2, None]
     assert link("/admin/users", {"name": "a b", "role": ""}, offset=10) == (

@@ -2,10 +2,11 @@
 Playwright) against a real uvicorn server on the test PostgreSQL and Redis.
 
 Every page renders at 1280 px and at 375 px without a console error, a failed request or an
-error reply; each action works end to end and is audited with the admin's username (or the
-operator's): create a user, disable and enable, reset a password, assign a profile type,
-change a governed setting and read it back with its history, retry a failed request, release
-a quarantined file as an operator, run a task now.
+error reply, and a click on a column's heading sorts its list; each action works end to end
+and is audited with the admin's username (or the operator's): create a user, disable and
+enable, reset a password, assign a profile type, change a governed setting and read it back
+with its history, retry a failed request, release a quarantined file as an operator, run a
+task now.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from response_network.models import AuditLog, GovernedSetting, ImportedRequest, User
+from response_network.models import AuditLog, Batch, GovernedSetting, ImportedRequest, User
 from shared.db import reading
 from tests.panel.browser_support import (
     DESKTOP,
     PHONE,
+    UNTHROTTLED,
     assert_every_page_renders,
+    assert_headings_sort,
     chromium,
     make_dirs,
     poll_dashboard,
@@ -32,7 +35,7 @@ from tests.panel.browser_support import (
     signed_in,
     watch,
 )
-from tests.panel.panel_support import PASSWORD, XSS, fresh, quarantined
+from tests.panel.panel_support import PASSWORD, XSS, fresh, ledger_batches, quarantined
 from tests.panel.response_support import (
     ResponseSeed,
     empty_response_db,
@@ -48,7 +51,9 @@ def world(pg_urls, tmp_path_factory) -> Iterator[dict]:
     """A response network with people, a failed and an answered request and a quarantined
     file, served on a real server."""
     with contextmanager(fresh)(pg_urls["response"], empty_response_db) as url:
-        settings = make_response_settings(url, tmp_path_factory.mktemp("rpanel") / "transfer")
+        settings = make_response_settings(
+            url, tmp_path_factory.mktemp("rpanel") / "transfer", **UNTHROTTLED
+        )
         make_dirs(settings)
         seed = ResponseSeed(url)
         seed.profile_type()
@@ -68,6 +73,7 @@ def world(pg_urls, tmp_path_factory) -> Iterator[dict]:
             f"bad {XSS}",
             b'{"not": "a batch"}\n',
         )
+        ids |= ledger_batches(url, Batch, settings, "results", "requests")
         with serve(response_app(settings)) as base:
             yield {"base": base, "settings": settings, "ids": ids, "url": url}
 
@@ -103,6 +109,7 @@ def pages(world) -> list[str]:
         f"/admin/users/{ids['mallory']}",
         "/admin/requests",
         "/admin/requests?status=FAILED",
+        "/admin/requests?sort=-attempt",
         f"/admin/requests/{ids['failed']}",
         f"/admin/requests/{ids['done']}",
         "/admin/executions",
@@ -110,6 +117,7 @@ def pages(world) -> list[str]:
         "/admin/batches?tab=carried",
         "/admin/batches?tab=inbox",
         "/admin/batches?tab=acked",
+        "/admin/batches?tab=acked&sort=-ack_seconds",
         "/admin/batches/history",
         "/admin/quarantine",
         f"/admin/quarantine/{ids['quarantined']}",
@@ -121,9 +129,26 @@ def pages(world) -> list[str]:
     ]
 
 
+#: A list, the heading of one of its columns and the column it sorts by.
+SORTED = [
+    ("/admin/requests", "Status", "status"),
+    ("/admin/requests", "Imported", "imported_at"),
+    ("/admin/requests", "Sending", "attempt"),
+    ("/admin/batches?tab=carried", "Records", "records"),
+    ("/admin/batches?tab=acked", "Written", "written_at"),
+    ("/admin/quarantine", "Size", "bytes"),
+    ("/admin/notifications", "When", "at"),
+]
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_every_page_renders_cleanly(browser, world, viewport):
     assert_every_page_renders(browser, world["base"], pages(world), viewport)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_column_heading_sorts_its_list(browser, world, viewport):
+    assert_headings_sort(browser, world["base"], SORTED, viewport)
 
 
 def test_the_dashboard_refreshes_itself(as_admin, world):

@@ -376,6 +376,44 @@ def test_requests_list_filters_by_age(url, client):
         assert_problem(refused, 422)
 
 
+def test_requests_list_sorts_by_a_column_and_refuses_any_other(url, client):
+    batch, _ = in_batch(url, 1)
+    now = utcnow()
+    ids = [
+        imported(
+            url,
+            batch,
+            user_id=user,
+            status=state,
+            submitted_at=now - timedelta(hours=hours),
+            imported_at=now - timedelta(minutes=minutes),
+        )
+        for user, state, hours, minutes in (
+            ("u-b", rs.FAILED, 1, 3),
+            ("u-c", rs.QUEUED, 3, 1),
+            ("u-a", rs.CANCELLED, 2, 2),
+        )
+    ]
+    root = login(client, "root")
+
+    def listed(sort: str | None = None) -> list[str]:
+        params = {"sort": sort} if sort else {}
+        reply = client.get(REQUESTS, params=params, headers=root)
+        assert reply.status_code == 200, reply.text
+        return [r["id"] for r in reply.json()["items"]]
+
+    newest_imported = [ids[1], ids[2], ids[0]]
+    assert listed() == listed("-imported_at") == newest_imported
+    assert listed("imported_at") == newest_imported[::-1]
+    assert listed("submitted_at") == [ids[1], ids[2], ids[0]]  # the oldest submitted first
+    assert listed("user_id") == [ids[2], ids[0], ids[1]]
+    assert listed("-user_id") == [ids[1], ids[0], ids[2]]
+    assert listed("status") == [ids[2], ids[0], ids[1]]  # CANCELLED, FAILED, QUEUED
+    for bad in ("query", "--status", "id"):
+        refused = assert_problem(client.get(REQUESTS, params={"sort": bad}, headers=root), 422)
+        assert "sort" in refused["detail"]
+
+
 def test_executions_newest_first_with_filters(url, client):
     batch_id, _ = in_batch(url)
     now = utcnow()

@@ -4,7 +4,9 @@ request network."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,10 +18,12 @@ from response_api_helpers import (
     empty_response_db,
     make_settings,
 )
+from sqlalchemy import select
 
 from response_network.app import create_app
+from response_network.models import Notification, User
 from response_network.services import notifications
-from shared.db import transaction
+from shared.db import reading, transaction, utcnow
 from shared.health import Component, HealthReport
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -64,3 +68,41 @@ def test_operators_and_admins_hear_of_what_goes_wrong_here(rs):
     assert client.get(LIST, headers=uma).json()["total"] == 0
     assert client.post(f"{LIST}/read-all", headers=root).json() == {"marked": 2}
     assert_problem(client.get(LIST), 401)
+
+
+def test_the_list_sorts_by_time_severity_kind_or_read_and_refuses_any_other(rs):
+    client, url = rs
+    root = login(client, "root")
+    with reading(url) as session:
+        root_id = session.scalars(select(User.id).where(User.username == "root")).one()
+    now = utcnow()
+    with transaction(url) as session:
+        for title, severity, hours, read in (
+            ("old critical", "critical", 3, False),
+            ("new info", "info", 1, False),
+            ("read warning", "warning", 2, True),
+        ):
+            session.add(
+                Notification(
+                    event_id=str(uuid.uuid4()),
+                    user_id=root_id,
+                    at=now - timedelta(hours=hours),
+                    kind=f"kind.{severity}",
+                    severity=severity,
+                    title=title,
+                    read_at=now if read else None,
+                )
+            )
+
+    def titles(sort: str | None = None) -> list[str]:
+        reply = client.get(LIST, params={"sort": sort} if sort else {}, headers=root)
+        assert reply.status_code == 200, reply.text
+        return [n["title"] for n in reply.json()["items"]]
+
+    assert titles() == titles("read") == ["new info", "old critical", "read warning"]
+    assert titles("-read") == ["read warning", "new info", "old critical"]
+    assert titles("at") == ["old critical", "read warning", "new info"]
+    assert titles("-severity") == ["old critical", "read warning", "new info"]  # by weight
+    assert titles("kind") == ["old critical", "new info", "read warning"]
+    refused = assert_problem(client.get(LIST, params={"sort": "title"}, headers=root), 422)
+    assert "sort" in refused["detail"]

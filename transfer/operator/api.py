@@ -27,7 +27,7 @@ from transfer.format import verify_file
 from transfer.format.keys import load_public_keys
 from transfer.format.reader import VerifyReport
 from transfer.operator import files
-from transfer.operator.batch_report import BatchFilter, list_batches
+from transfer.operator.batch_report import BatchFilter, BatchSort, list_batches
 from transfer.operator.status import transfer_status
 from transfer.protocol.config import limits_from
 
@@ -247,12 +247,17 @@ def admin_batches_router(*, admin_caller: Callable, batch_model: type) -> APIRou
         with_errors: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[PageOffset, Query()] = 0,
+        sort: Annotated[
+            BatchSort,
+            Query(description="A column, `-` first for descending (default: newest first)"),
+        ] = "-created_at",
     ) -> dict:
         with admin.unit() as unit:
             return list_batches(
                 unit.session,
                 batch_model,
                 BatchFilter(
+                    sort=sort,
                     direction=direction,
                     stream=stream,
                     since=since,

@@ -4,12 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.aggregates import bucket, series
+
+#: The columns batches sort by (`-` first: descending; a column's empty values last).
+BatchSort = Literal[
+    "direction", "-direction", "stream", "-stream", "seq", "-seq", "file", "-file",
+    "records", "-records", "errors", "-errors", "bytes", "-bytes",
+    "processing_ms", "-processing_ms", "producer", "-producer",
+    "created_at", "-created_at", "acked_at", "-acked_at",
+]  # fmt: skip
+_SORT_COLUMNS = {
+    "file": "filename",
+    "records": "record_count",
+    "errors": "error_count",
+}
+
+
+def _order(batch_model: type, sort: str) -> tuple[Any, ...]:
+    name = sort.removeprefix("-")
+    column = getattr(batch_model, _SORT_COLUMNS.get(name, name))
+    first = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
+    return (first, batch_model.created_at.desc(), batch_model.seq.desc())
 
 
 @dataclass(frozen=True)
@@ -21,6 +41,7 @@ class BatchFilter:
     with_errors: bool | None = None
     limit: int = 50
     offset: int = 0
+    sort: BatchSort = "-created_at"
 
 
 def _row(b: Any) -> dict[str, Any]:
@@ -47,7 +68,8 @@ def _row(b: Any) -> dict[str, Any]:
 
 
 def list_batches(session: Session, batch_model: type, f: BatchFilter) -> dict[str, Any]:
-    """Newest first, with the total matching count and summed bytes, records and errors."""
+    """Newest first (or by `f.sort`), with the total matching count and summed bytes,
+    records and errors."""
     conditions = []
     if f.direction:
         conditions.append(batch_model.direction == f.direction)
@@ -70,7 +92,7 @@ def list_batches(session: Session, batch_model: type, f: BatchFilter) -> dict[st
     rows = session.execute(
         select(batch_model)
         .where(*conditions)
-        .order_by(batch_model.created_at.desc(), batch_model.seq.desc())
+        .order_by(*_order(batch_model, f.sort))
         .limit(f.limit)
         .offset(f.offset)
     ).scalars()

@@ -16,7 +16,7 @@ from shared.panel.paging import Paging
 from shared.panel.settings_table import settings_table
 
 router = APIRouter()
-SORTS = ("key", "source", "version", "received_at")
+SORTS = ("key", "value", "source", "version", "received_at", "default", "bounds")
 
 
 @router.get("/settings")

@@ -17,6 +17,7 @@ from request_network.models import (
 )
 from shared.db import utcnow
 from shared.security.clock import as_utc
+from shared.sorting import sort_order
 
 # The states an admin filters by: `models.PUBLIC_STATES`.
 PublicStatus = Literal["PENDING", "IN_TRANSIT", "COMPLETED", "FAILED", "EXPIRED", "CANCELLED"]
@@ -33,7 +34,8 @@ def _status_filter(status: PublicStatus):
 
 RequestSort = Literal[
     "created_at", "-created_at", "updated_at", "-updated_at", "status", "-status",
-    "username", "-username", "profile_type", "-profile_type",
+    "username", "-username", "profile_type", "-profile_type", "id", "-id",
+    "age", "-age", "batch_id", "-batch_id",
 ]  # fmt: skip
 _SORT_COLUMNS = {
     "created_at": Request.created_at,
@@ -41,13 +43,11 @@ _SORT_COLUMNS = {
     "status": Request.status,
     "username": User.username,
     "profile_type": Request.profile_type,
+    "id": Request.id,
+    "batch_id": RequestExport.batch_id,
 }
-
-
-def _order(sort: RequestSort) -> tuple[Any, ...]:
-    column = _SORT_COLUMNS[sort.lstrip("-")]
-    first = column.desc() if sort.startswith("-") else column.asc()
-    return (first, Request.created_at.desc(), Request.id)
+#: Age is the submission time the other way round: the youngest first.
+_AGE = {"age": "-created_at", "-age": "created_at"}
 
 
 def list_requests(
@@ -63,7 +63,8 @@ def list_requests(
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of requests and how many match. `stuck_after`: only requests still waiting
     for their answer (pending or in transit) whose last change is older than that. `sort`:
-    a column, `-` first for descending; ties in submission order, then by id."""
+    a column, `-` first for descending (`age`: the youngest first; `batch_id`: those not
+    sent yet last either way); ties newest first, then by id."""
     now = utcnow()
     query = (
         select(
@@ -89,7 +90,19 @@ def list_requests(
                 RequestExport.at <= now - stuck_after,
             ),
         )
-    rows = session.execute(query.order_by(*_order(sort)).limit(limit).offset(offset)).all()
+    rows = session.execute(
+        query.order_by(
+            *sort_order(
+                _SORT_COLUMNS,
+                _AGE.get(sort, sort),
+                Request.created_at.desc(),
+                Request.id,
+                missing=("batch_id",),
+            )
+        )
+        .limit(limit)
+        .offset(offset)
+    ).all()
     total = rows[0].total if rows else 0
     if not rows and offset:
         total = session.execute(

@@ -1,4 +1,4 @@
-"""Admin: every attempt at running an imported request, newest first."""
+"""Admin: every attempt at running an imported request, newest first or sorted by a column."""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def list_executions(
     ] = None,
     limit: Annotated[PageLimit, Query()] = 50,
     offset: Annotated[PageOffset, Query()] = 0,
+    sort: Annotated[
+        executions.ExecutionSort,
+        Query(description="A column, `-` first for descending (default: newest first)"),
+    ] = "-started_at",
 ) -> ExecutionPage:
     with admin.unit() as unit:
         rows, total = executions.list_executions(
@@ -58,6 +62,7 @@ def list_executions(
             since=since,
             limit=limit,
             offset=offset,
+            sort=sort,
         )
     return ExecutionPage(
         items=[ExecutionRow(**r) for r in rows], total=total, limit=limit, offset=offset

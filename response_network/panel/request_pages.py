@@ -3,8 +3,8 @@ profile type and age and sorted by a column (`services.admin_requests.list_reque
 request with its executions, whether its result went out and in which batch
 (`services.admin_requests.describe`) and its life on this network (`services.trace.trace`);
 the retry of a FAILED one (`services.admin_requests.retry`, audited `request.retried` with
-the admin's username, as the API). Executions, newest first, filtered by status, profile type
-and start (`services.executions.list_executions`)."""
+the admin's username, as the API). Executions, newest first or sorted by a column, filtered by
+status, profile type and start (`services.executions.list_executions`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from shared.panel.actions import add_confirmed
 from shared.panel.core import PREFIX
 from shared.panel.forms import Choice, Hours, Text, choice, hours, text
 from shared.panel.listing import add_list
-from shared.panel.paging import Paging, columns_of
+from shared.panel.paging import columns_of
 from shared.validation import RequestId
 
 router = APIRouter()
@@ -102,34 +102,27 @@ add_confirmed(
 )
 
 
-@router.get("/executions")
-def list_executions(
-    request: Request,
-    panel: PanelDep,
-    viewer: AdminViewer,
-    paging: Paging,
-    status: Choice = None,
-    profile_type: Text = None,
-    within_hours: Hours = None,
-) -> Response:
+def execution_filters(
+    status: Choice = None, profile_type: Text = None, within_hours: Hours = None
+) -> dict[str, Any]:
+    """The list's filters as `services.executions.list_executions` takes them."""
     within = hours(within_hours)
-    with panel.reads() as session:
-        rows, total = executions.list_executions(
-            session=session,
-            status=choice(status, EXECUTION_STATUSES),
-            profile_type=text(profile_type),
-            since=utcnow() - within if within else None,
-            limit=paging.limit,
-            offset=paging.offset,
-        )
-        profile_types = identity.profile_type_names(session=session)
-    return panel.render(
-        request,
-        viewer,
-        "executions.html",
-        title="Executions",
-        rows=rows,
-        statuses=EXECUTION_STATUSES,
-        profile_types=profile_types,
-        page=paging.of(total),
-    )
+    return {
+        "status": choice(status, EXECUTION_STATUSES),
+        "profile_type": text(profile_type),
+        "since": utcnow() - within if within else None,
+    }
+
+
+add_list(
+    router,
+    "/executions",
+    template="executions.html",
+    title="Executions",
+    service=executions.list_executions,
+    filters=execution_filters,
+    sorts=columns_of(executions.ExecutionSort),
+    default="-started_at",
+    context=profile_types,
+    statuses=EXECUTION_STATUSES,
+)

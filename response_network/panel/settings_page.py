@@ -4,7 +4,9 @@ carried it (`services.governed.list_settings`); a form per key that changes it a
 `PUT /api/v1/admin/settings` does (checked by the API's `SettingsChange`, then
 `services.governed.set_values`: versioned and audited `setting.changed` with the admin's
 username), each refusal shown beside its field; and the change history
-(`services.governed.setting_history`, the `setting.changed` audit rows)."""
+(`services.governed.setting_history`, the `setting.changed` audit rows), sorted by any of
+its columns; each heading of the latest changes on the settings page links to it, sorted by
+that column."""
 
 from __future__ import annotations
 
@@ -21,14 +23,19 @@ from shared.governed import REGISTRY, InvalidSettings
 from shared.panel.access import AdminViewer, PanelDep
 from shared.panel.core import PREFIX, Panel, Refused, Viewer
 from shared.panel.forms import choice
-from shared.panel.paging import PageRequest, Paging, page_request
+from shared.panel.paging import PageRequest, Paging, Sort, columns_of, page_request, sorting
 from shared.panel.settings_table import json_text, settings_table
 
 router = APIRouter()
-SORTS = ("key", "source", "version", "updated_at")
+SORTS = ("key", "value", "source", "version", "updated_at", "default", "bounds")
 PAGE = f"{PREFIX}/settings"
 LATEST = 10
 FIRST_PAGE = page_request()
+#: The columns the change history sorts by (`services.governed.HistorySort`); the latest
+#: changes the settings page shows are its first page, newest first.
+HISTORY_SORTS = columns_of(governed.HistorySort)
+HistoryOrder = sorting(HISTORY_SORTS, "-at")
+LATEST_FIRST = Sort.of(None, HISTORY_SORTS, "-at")
 
 
 def _page(
@@ -56,6 +63,7 @@ def _page(
         title="Settings",
         errors=errors or {},
         changes=[_shown(c) for c in changes],
+        history_sort=LATEST_FIRST,
         **table,
     )
 
@@ -124,12 +132,14 @@ def history(
     panel: PanelDep,
     viewer: AdminViewer,
     paging: Paging,
+    order: HistoryOrder,
     key: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
     with panel.reads() as session:
         rows, total = governed.setting_history(
             session=session,
             key=choice(key, tuple(REGISTRY)),
+            sort=order.value,
             limit=paging.limit,
             offset=paging.offset,
         )
@@ -140,5 +150,7 @@ def history(
         title="Settings history",
         rows=[_shown(r) for r in rows],
         keys=list(REGISTRY),
+        sort=order,
+        history_sort=order,
         page=paging.of(total),
     )

@@ -31,6 +31,7 @@ from response_network.services import executions
 from shared import audit
 from shared.db import utcnow
 from shared.problems import Problem
+from shared.sorting import sort_order
 
 RequestStatus = Literal["QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED"]
 RETRYABLE = (FAILED,)
@@ -38,7 +39,7 @@ RETRYABLE = (FAILED,)
 RequestSort = Literal[
     "imported_at", "-imported_at", "submitted_at", "-submitted_at", "updated_at", "-updated_at",
     "status", "-status", "user_id", "-user_id", "profile_type", "-profile_type",
-    "attempt", "-attempt",
+    "attempt", "-attempt", "id", "-id", "correlation_id", "-correlation_id",
 ]  # fmt: skip
 _SORT_COLUMNS = {
     "imported_at": ImportedRequest.imported_at,
@@ -48,13 +49,9 @@ _SORT_COLUMNS = {
     "user_id": ImportedRequest.user_id,
     "profile_type": ImportedRequest.profile_type,
     "attempt": ImportedRequest.attempt,
+    "id": ImportedRequest.id,
+    "correlation_id": ImportedRequest.correlation_id,
 }
-
-
-def _order(sort: RequestSort) -> tuple[Any, ...]:
-    column = _SORT_COLUMNS[sort.lstrip("-")]
-    first = column.desc() if sort.startswith("-") else column.asc()
-    return (first, ImportedRequest.imported_at.desc(), ImportedRequest.id.desc())
 
 
 def _row(req: ImportedRequest) -> dict[str, Any]:
@@ -85,7 +82,8 @@ def list_requests(
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of imported requests and how many match in all; `older_than`: only those
     submitted at least that long ago. `sort`: a column, `-` first for descending (default:
-    latest imported first); ties latest imported first, then by id."""
+    latest imported first; a request without a correlation id last either way); ties latest
+    imported first, then by id."""
     query = select(ImportedRequest)
     if older_than is not None:
         query = query.where(ImportedRequest.submitted_at <= utcnow() - older_than)
@@ -98,7 +96,15 @@ def list_requests(
     total = session.execute(
         query.with_only_columns(func.count(), maintain_column_froms=True)
     ).scalar_one()
-    rows = session.execute(query.order_by(*_order(sort)).limit(limit).offset(offset)).scalars()
+    rows = session.execute(
+        query.order_by(
+            *sort_order(
+                _SORT_COLUMNS, sort, ImportedRequest.imported_at.desc(), ImportedRequest.id.desc()
+            )
+        )
+        .limit(limit)
+        .offset(offset)
+    ).scalars()
     return [_row(r) for r in rows], total
 
 

@@ -1,6 +1,6 @@
 """Executions as an admin reads them: every attempt at running an imported request against
-the search cluster (`services.executor` records them), newest first, filtered by status,
-profile type, request and start time."""
+the search cluster (`services.executor` records them), newest first or sorted by a column,
+filtered by status, profile type, request and start time."""
 
 from __future__ import annotations
 
@@ -11,8 +11,25 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from response_network.models import Execution, ImportedRequest
+from shared.sorting import sort_order
 
 ExecutionStatus = Literal["RUNNING", "DONE", "FAILED"]
+
+ExecutionSort = Literal[
+    "started_at", "-started_at", "finished_at", "-finished_at", "request_id", "-request_id",
+    "attempt", "-attempt", "profile_type", "-profile_type", "status", "-status",
+    "took_ms", "-took_ms", "error", "-error",
+]  # fmt: skip
+_SORT_COLUMNS = {
+    "started_at": Execution.started_at,
+    "finished_at": Execution.finished_at,
+    "request_id": Execution.request_id,
+    "attempt": Execution.attempt,
+    "profile_type": ImportedRequest.profile_type,
+    "status": Execution.status,
+    "took_ms": Execution.took_ms,
+    "error": Execution.error,
+}
 
 _COLUMNS = (Execution, ImportedRequest.user_id, ImportedRequest.profile_type)
 
@@ -41,9 +58,12 @@ def list_executions(
     since: datetime | None = None,
     limit: int,
     offset: int,
+    sort: ExecutionSort = "-started_at",
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of executions, newest first, and how many match in all. `since` is inclusive
-    (an execution started at or after it); without a UTC offset it is read as UTC."""
+    """A page of executions and how many match in all. `since` is inclusive (an execution
+    started at or after it); without a UTC offset it is read as UTC. `sort`: a column, `-`
+    first for descending (default: newest first); a missing value (not finished, no error)
+    last either way; ties newest first, then by id."""
     query = select(*_COLUMNS).join(ImportedRequest, ImportedRequest.id == Execution.request_id)
     if status is not None:
         query = query.where(Execution.status == status)
@@ -59,7 +79,11 @@ def list_executions(
         query.with_only_columns(func.count(), maintain_column_froms=True)
     ).scalar_one()
     rows = session.execute(
-        query.order_by(Execution.started_at.desc(), Execution.id.desc()).limit(limit).offset(offset)
+        query.order_by(
+            *sort_order(_SORT_COLUMNS, sort, Execution.started_at.desc(), Execution.id.desc())
+        )
+        .limit(limit)
+        .offset(offset)
     ).all()
     return [_row(*row) for row in rows], total
 

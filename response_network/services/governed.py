@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import cast, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from response_network.models import AuditLog, Batch, GovernedSetting
@@ -30,10 +31,12 @@ from shared.governed import (
     validate_values,
 )
 from shared.records import SettingData
+from shared.sorting import sort_order
 from transfer.format import Record
 from transfer.protocol.exchange import ExportedBatch, Outbound, RecordRefused, export_records
 
 __all__ = [
+    "HistorySort",
     "export_settings",
     "get_setting",
     "in_force",
@@ -135,19 +138,48 @@ def set_values(
     return list_settings(settings, session=session), changed
 
 
+HistorySort = Literal[
+    "at", "-at", "key", "-key", "old", "-old", "new", "-new", "version", "-version",
+    "actor", "-actor",
+]  # fmt: skip
+
+
+def _value(session: Session, name: str) -> Any:
+    """A change's `old` or `new` value as it sorts: numbers by size, then objects (JSONB's
+    order on PostgreSQL; SQLite's, numbers before text, elsewhere)."""
+    if is_postgres(session):
+        return cast(AuditLog.detail[name], JSONB)
+    return func.json_extract(AuditLog.detail, f"$.{name}")
+
+
 def setting_history(
-    *, session: Session, key: str | None = None, limit: int, offset: int
+    *,
+    session: Session,
+    key: str | None = None,
+    limit: int,
+    offset: int,
+    sort: HistorySort = "-at",
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of governed-setting changes, newest first (of one key, or all), and how many
-    there are: when, who, the key, the old and the new value, the version it made (their
-    `setting.changed` audit rows)."""
+    """A page of governed-setting changes (of one key, or all) and how many there are:
+    when, who, the key, the old and the new value, the version it made (their
+    `setting.changed` audit rows). `sort`: a column, `-` first for descending (default:
+    newest first); ties newest first."""
     query = select(AuditLog).where(AuditLog.action == SETTING_CHANGED)
     if key is not None:
         query = query.where(AuditLog.target == key)
     total = session.execute(
         query.with_only_columns(func.count(), maintain_column_froms=True)
     ).scalar_one()
-    rows = session.scalars(query.order_by(AuditLog.id.desc()).limit(limit).offset(offset))
+    columns = {
+        "at": AuditLog.at,
+        "key": AuditLog.target,
+        "old": _value(session, "old"),
+        "new": _value(session, "new"),
+        "version": AuditLog.detail["version"].as_integer(),
+        "actor": AuditLog.actor,
+    }
+    order = sort_order(columns, sort, AuditLog.id.desc(), missing=("old", "new", "version"))
+    rows = session.scalars(query.order_by(*order).limit(limit).offset(offset))
     return [
         {
             "at": row.at,

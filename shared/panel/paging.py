@@ -154,12 +154,13 @@ def sorting(allowed: Sequence[str], default: str) -> Any:
 
 
 def sort_rows(rows: Sequence[Mapping[str, Any]], sort: Sort) -> list[Mapping[str, Any]]:
-    """Rows of a whole list, sorted by `sort` (missing values last, either way)."""
+    """Rows of a whole list, sorted by `sort` (missing values last, either way; numbers
+    before any other value, which sorts as its text)."""
     present = [r for r in rows if r.get(sort.key) is not None]
     missing = [r for r in rows if r.get(sort.key) is None]
     present.sort(key=lambda r: _comparable(r[sort.key]), reverse=sort.descending)
     return present + missing
 
 
-def _comparable(value: Any) -> Any:
-    return value if isinstance(value, int | float) else str(value)
+def _comparable(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, int | float) else (1, str(value))

@@ -24,11 +24,14 @@ def settings_table(
     paging: PageRequest,
 ) -> dict[str, Any]:
     """What a settings page renders of `items`: `rows` (this page's, each value also as
-    `<name>_text`), `sort` (by one of `sorts`, the key unless told) and `page`."""
+    `<name>_text`), `sort` (by one of `sorts`, the key unless told) and `page`. The bounds
+    sort by the lower one, else the upper."""
     order = Sort.of(sort, sorts, "key")
     for item in items:
         for name in ("value", "governed_value", "default"):
             item[f"{name}_text"] = json_text(item[name])
+        lower = item.get("minimum")
+        item["bounds"] = lower if lower is not None else item.get("maximum")
     rows = sort_rows(items, order)
     page = paging.of(len(rows))
     return {"rows": page.cut(rows), "sort": order, "page": page}

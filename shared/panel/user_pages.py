@@ -1,5 +1,5 @@
 """The user list, the same on both networks: search by part of the username, filter by role
-and state, sort by username, role or last change, a page at a time (the network's
+and state, sort by any column (`shared.user_list.UserSort`), a page at a time (the network's
 `services.users.list_users`, as its admin API). Each network adds its own user pages to the
 router (`build_router`) and its own columns to the template (`users.html` over
 `user_list.html`)."""
@@ -11,13 +11,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from shared import user_list
 from shared.panel.core import PREFIX
 from shared.panel.forms import Choice, Text, choice, text
 from shared.panel.listing import add_list
+from shared.panel.paging import columns_of
 
 ROLES = ("user", "operator", "admin")
 STATUSES = ("active", "inactive", "locked")
-SORTS = ("username", "role", "updated_at")
+SORTS = columns_of(user_list.UserSort)
 
 
 def user_page(user_id: str) -> str:

@@ -125,7 +125,20 @@ def test_sorting(client, root, world):
     assert {r["id"] for r in order("created_at")[:3]} == oldest
     names = [r["username"] for r in order("username")]
     assert names == sorted(names) and [r["username"] for r in order("-username")] == names[::-1]
-    assert_problem(client.get(REQUESTS, params={"sort": "query"}, headers=root), 422)
+    ids = [r["id"] for r in order("id")]
+    assert ids == sorted(ids) and [r["id"] for r in order("-id")] == ids[::-1]
+    # age: the youngest first, the submission time the other way round
+    assert {r["id"] for r in order("age")[-3:]} == oldest
+    assert {r["id"] for r in order("-age")[:3]} == oldest
+    # batch: the requests a batch carried by its id, those not sent yet last either way
+    for sort in ("batch_id", "-batch_id"):
+        batches = [r["batch_id"] for r in order(sort)]
+        sent = [b for b in batches if b is not None]
+        assert len(sent) == 2 and batches[2:] == [None] * 4
+        assert sent == sorted(sent, reverse=sort.startswith("-"))
+    for bad in ("query", "--id", "batch"):
+        refused = assert_problem(client.get(REQUESTS, params={"sort": bad}, headers=root), 422)
+        assert "query.sort" in refused["detail"]
 
 
 def test_refusals(client, root, world, login):

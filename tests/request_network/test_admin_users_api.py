@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from request_api_helpers import PASSWORD, VALID_QUERY, assert_problem, closed_port, make_settings
@@ -60,6 +60,34 @@ def test_users_are_filtered_sorted_and_paged(client, root, people, api_db):
             year=utcnow().year + 1), updated_at=utcnow()))  # fmt: skip
     locked = client.get(USERS, params={"status": "locked"}, headers=root).json()["items"]
     assert [(r["username"], r["locked"]) for r in locked] == [("bob", True)]
+
+
+def test_users_sort_by_profile_type_state_last_login_and_custom_limits(
+    client, seed, people, login, api_db
+):
+    seed.profile_type("payroll")
+    erin = seed.user("erin", profile_type="payroll")
+    now = utcnow()
+    with transaction(api_db) as session:
+        session.get(User, people["carol_x"]).rate_limits = {"minute": 3}
+        session.add(AccountLock(user_id=people["bob"], locked_until=now + timedelta(hours=1)))
+        session.add(AccountLock(user_id=erin, last_login_at=now - timedelta(days=1)))
+    root = login("root")  # root's last login: now
+
+    def sorted_by(sort: str) -> list[str]:
+        return names(client.get(USERS, params={"sort": sort}, headers=root))
+
+    assert sorted_by("profile_type")[-1] == "erin" and sorted_by("-profile_type")[0] == "erin"
+    # active before inactive, and unlocked before locked
+    assert sorted_by("state")[-2:] == ["bob", "dave"]
+    assert sorted_by("-state")[:2] == ["dave", "bob"]
+    assert sorted_by("last_login_at")[:2] == ["erin", "root"]  # never: last either way
+    assert sorted_by("-last_login_at")[:2] == ["root", "erin"]
+    assert sorted_by("custom_limits")[-1] == "carol_x"
+    assert sorted_by("-custom_limits")[0] == "carol_x"
+    for bad in ("password_hash", "-", "state-"):
+        refused = assert_problem(client.get(USERS, params={"sort": bad}, headers=root), 422)
+        assert "query.sort" in refused["detail"]
 
 
 def test_a_users_details(client, root, people, login, api_db):

@@ -409,23 +409,23 @@ def test_requests_list_sorts_by_a_column_and_refuses_any_other(url, client):
     assert listed("user_id") == [ids[2], ids[0], ids[1]]
     assert listed("-user_id") == [ids[1], ids[0], ids[2]]
     assert listed("status") == [ids[2], ids[0], ids[1]]  # CANCELLED, FAILED, QUEUED
-    for bad in ("query", "--status", "id"):
+    assert listed("id") == sorted(ids) and listed("-id") == sorted(ids, reverse=True)
+    with transaction(url) as session:
+        for rid, correlation in ((ids[0], "corr-b"), (ids[2], "corr-a")):
+            session.get(rs.ImportedRequest, rid).correlation_id = correlation
+    assert listed("correlation_id") == [ids[2], ids[0], ids[1]]  # none: last either way
+    assert listed("-correlation_id") == [ids[0], ids[2], ids[1]]
+    for bad in ("query", "--status", "batch_id"):
         refused = assert_problem(client.get(REQUESTS, params={"sort": bad}, headers=root), 422)
         assert "sort" in refused["detail"]
 
 
-def test_executions_newest_first_with_filters(url, client):
-    batch_id, _ = in_batch(url)
+def executed(url: str, *runs: tuple[str, int, str, str | None, int | None]) -> None:
+    """Executions, each (request id, minutes ago it started, status, error, took_ms); one
+    not RUNNING finished a second after it started."""
     now = utcnow()
-    a = imported(url, batch_id, user_id="u-a", status=rs.DONE)
-    b = imported(url, batch_id, user_id="u-b", profile_type="payroll", status=rs.RUNNING)
     with transaction(url) as session:
-        for rid, minutes, status, error, took in (
-            (a, 50, rs.FAILED, "worker lost", None),
-            (a, 40, rs.DONE, None, 12),
-            (b, 30, rs.FAILED, "search timed out", 900),
-            (b, 10, rs.RUNNING, None, None),
-        ):
+        for rid, minutes, status, error, took in runs:
             started = now - timedelta(minutes=minutes)
             session.add(
                 rs.Execution(
@@ -437,12 +437,38 @@ def test_executions_newest_first_with_filters(url, client):
                     took_ms=took,
                 )
             )
+
+
+def ran(url: str, b_status: str) -> tuple[str, str]:
+    """Two imported requests and their executions: `a` (u-a, articles, DONE) failed, then
+    ran; `b` (u-b, payroll, in `b_status`) failed after a search time-out, later."""
+    batch_id, _ = in_batch(url)
+    a = imported(url, batch_id, user_id="u-a", status=rs.DONE)
+    b = imported(url, batch_id, user_id="u-b", profile_type="payroll", status=b_status)
+    executed(
+        url,
+        (a, 50, rs.FAILED, "worker lost", None),
+        (a, 40, rs.DONE, None, 12),
+        (b, 30, rs.FAILED, "search timed out", 900),
+    )
+    return a, b
+
+
+def executions_listed(client: TestClient, headers: dict[str, str], **params: Any) -> list:
+    """(request id, status) of each execution `GET /api/v1/admin/executions` lists."""
+    reply = client.get(EXECUTIONS, params=params, headers=headers)
+    assert reply.status_code == 200, reply.text
+    return [(e["request_id"], e["status"]) for e in reply.json()["items"]]
+
+
+def test_executions_newest_first_with_filters(url, client):
+    now = utcnow()
+    a, b = ran(url, rs.RUNNING)
+    executed(url, (b, 10, rs.RUNNING, None, None))
     root = login(client, "root")
 
     def listed(**params: Any) -> list[tuple[str, str]]:
-        reply = client.get(EXECUTIONS, params=params, headers=root)
-        assert reply.status_code == 200, reply.text
-        return [(e["request_id"], e["status"]) for e in reply.json()["items"]]
+        return executions_listed(client, root, **params)
 
     assert listed() == [(b, "RUNNING"), (b, "FAILED"), (a, "DONE"), (a, "FAILED")]
     assert listed(status="FAILED") == [(b, "FAILED"), (a, "FAILED")]
@@ -466,3 +492,29 @@ def test_executions_newest_first_with_filters(url, client):
     for number in ("1700000000", "-4.2e-184", "nan"):  # never read as Unix time
         assert_problem(client.get(EXECUTIONS, params={"since": number}, headers=root), 422)
     assert_problem(client.get(EXECUTIONS, params={"request_id": "x"}, headers=root), 422)
+
+
+def test_executions_sort_by_a_column_and_refuse_any_other(url, client):
+    a, b = ran(url, rs.FAILED)
+    root = login(client, "root")
+
+    def listed(sort: str) -> list[tuple[str, str]]:
+        return executions_listed(client, root, sort=sort)
+
+    first_a, done_a, failed_b = (a, "FAILED"), (a, "DONE"), (b, "FAILED")
+    assert listed("-started_at") == [failed_b, done_a, first_a]  # the default
+    assert listed("started_at") == [first_a, done_a, failed_b]
+    assert listed("took_ms") == [done_a, failed_b, first_a]  # never ran: last either way
+    assert listed("-took_ms") == [failed_b, done_a, first_a]
+    assert listed("error") == [failed_b, first_a, done_a]  # "search…", "worker…", none
+    assert listed("-error") == [first_a, failed_b, done_a]
+    assert listed("status") == [done_a, failed_b, first_a]  # ties newest first
+    assert listed("-profile_type") == [failed_b, done_a, first_a]
+    by_request = listed("request_id")
+    assert by_request == sorted(by_request, key=lambda e: e[0])
+    for key in ("attempt", "finished_at", "profile_type"):
+        for sort in (key, f"-{key}"):
+            assert len(listed(sort)) == 3
+    for bad in ("user_id", "--status", "started"):
+        refused = assert_problem(client.get(EXECUTIONS, params={"sort": bad}, headers=root), 422)
+        assert "query.sort" in refused["detail"]

@@ -241,3 +241,25 @@ def test_a_snapshot_sends_every_user_profile_type_and_setting(rs, tmp_path, keys
             select(AuditLog.action).where(AuditLog.action == "identity.snapshot")
         ).all()
     assert len(actions) == 2
+
+
+def test_the_list_sorts_by_profile_type_state_last_login_and_custom_limits(rs):
+    client, url = rs
+    pia, quinn = add_user(url, "pia", role="user"), add_user(url, "quinn", role="user")
+    with transaction(url) as session:
+        session.get(User, pia).profile_type = "payroll"
+        session.get(User, quinn).active = False
+        session.get(User, quinn).rate_limits = {"minute": 2}
+    root = login(client, "root")  # root's last login: now
+
+    def names(sort: str) -> list[str]:
+        reply = client.get(USERS, params={"sort": sort}, headers=root)
+        assert reply.status_code == 200, reply.text
+        return [r["username"] for r in reply.json()["items"]]
+
+    assert names("profile_type")[-1] == "pia" and names("-profile_type")[0] == "pia"
+    assert names("state")[-1] == "quinn" and names("-state")[0] == "quinn"
+    assert names("last_login_at")[0] == "root" and names("-last_login_at")[0] == "root"
+    assert names("custom_limits")[-1] == "quinn" and names("-custom_limits")[0] == "quinn"
+    refused = assert_problem(client.get(USERS, params={"sort": "version"}, headers=root), 422)
+    assert "query.sort" in refused["detail"]

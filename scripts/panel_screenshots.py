@@ -5,7 +5,7 @@
 
 Starts `ferry demo --serve` on free ports (as tests/test_demo_serve.py does), signs in to the
 request network's panel with the login it prints and saves the dashboard and the batches of
-the demo's cycle (Batches → Batch metadata) at 1280×800. The browser is the browser tests' own
+the demo's cycle (Batches, its Acknowledged tab) at 1280×800. The browser is the browser tests' own
 (tests/panel/browser_support.py): Debian's Chromium through Playwright, no browser download,
 and the same watch for console errors (a refused inline script or style), failed requests and
 error replies: a page that is not clean fails the script (exit 1) instead of ending up in the
@@ -30,7 +30,8 @@ from tests.test_demo_serve import start  # noqa: E402
 VIEWPORT = {"width": 1280, "height": 800}
 SHOTS = {
     "panel-dashboard.png": "/admin/dashboard",
-    "panel-batches.png": "/admin/batches",  # sent and received per stream, what to carry
+    # sent and received per stream, and the batches the peer has acknowledged
+    "panel-batches.png": "/admin/batches?tab=acked",
 }
 
 

@@ -9,8 +9,10 @@ events) are seeded server-side; then each step runs as the beat job runs it
 (`request_network.jobs.export`, `response_network.jobs.import_inbox`, ...), each in a
 fresh child process that reports its wall time, CPU time and peak RSS
 (`resource.getrusage(...).ru_maxrss`). Between the steps the batch files are copied from
-one outbox to the other inbox, as an operator would. For the result steps every imported
-request gets a DONE result with three hits.
+one outbox to the other inbox, as an operator would, and the receiving database is
+vacuumed, as autovacuum would while the files travel. `--profile DIR` runs each step
+under py-spy (wall clock, idle included) and keeps its samples in DIR. For the result
+steps every imported request gets a DONE result with three hits.
 
 Floors, measured in the same run on the same data: `sha256sum` and `cp` of the batch files
 (each timed with its process start), a raw `COPY (SELECT the exported columns) TO STDOUT`
@@ -74,14 +76,19 @@ def child(step: str, work: Path) -> None:
     from transfer.protocol import pgarrays
 
     in_sql = [0.0]  # seconds PostgreSQL spent on the bulk statements (some run behind)
+    by_statement: dict[str, float] = {}  # the same, by the statement's first words
     run = pgarrays._run
 
-    def timed_run(*args):
+    def timed_run(connection, query, params):
         start = time.perf_counter()
         try:
-            return run(*args)
+            return run(connection, query, params)
         finally:
-            in_sql[0] += time.perf_counter() - start
+            spent = time.perf_counter() - start
+            in_sql[0] += spent
+            text = query if isinstance(query, str) else query.as_string(connection)
+            key = " ".join(text.split()[:4])[:60]
+            by_statement[key] = by_statement.get(key, 0.0) + spent
 
     pgarrays._run = timed_run
 
@@ -106,6 +113,7 @@ def child(step: str, work: Path) -> None:
                 "seconds": seconds,
                 "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
                 "bulk_sql": in_sql[0],
+                "bulk_sql_by": {k: round(v, 2) for k, v in by_statement.items()},
                 "baseline_mb": baseline / 1024,
                 "peak_mb": after.ru_maxrss / 1024,
                 "files": len(files),
@@ -116,16 +124,26 @@ def child(step: str, work: Path) -> None:
     )
 
 
+PROFILE: Path | None = None  # --profile: where py-spy writes each step's samples
+
+
 def run_child(step: str, work: Path) -> dict:
     load = os.getloadavg()[0]
+    command = [sys.executable, __file__, "--child", step, "--work", str(work)]
+    if PROFILE is not None:  # wall-clock samples (idle included), one file per step and size
+        PROFILE.mkdir(parents=True, exist_ok=True)
+        out = PROFILE / f"{step}-{len(list(PROFILE.glob(step + '-*')))}.txt"
+        spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--idle", "--rate", "200"]
+        command = [*spy, "--format", "raw", "--output", str(out), "--", *command]
     done = subprocess.run(
-        [sys.executable, __file__, "--child", step, "--work", str(work)],
+        command,
         check=True,
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    printed = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    measured = json.loads(printed[-1])  # py-spy, if it runs the step, prints lines too
     if measured["bad"]:
         raise RuntimeError(f"{step}: {measured['bad']}")
     return {**measured, "load": load}
@@ -212,6 +230,13 @@ def seed_results() -> None:
         "UPDATE imported_requests SET status = 'DONE'",
     )
     sql("response", "VACUUM ANALYZE", autocommit=True)
+
+
+def settle(net: str) -> None:
+    """What autovacuum does while an operator carries the files (hours in a deployment):
+    the rows the export removed (the request outbox) are vacuumed away before the other
+    side's answers arrive, and the statistics are fresh."""
+    sql(net, "VACUUM ANALYZE", autocommit=True)
 
 
 def pg_version() -> str:
@@ -341,6 +366,7 @@ def run_size(n: int, with_results: bool) -> dict:
                 work / "requests.copy",
             )
             carry(work / "request" / "outbox", work / "response" / "inbox")
+            settle("response")
             row["import_requests"] = run_child("import_requests", work)
             copy_out("response", "SELECT * FROM imported_requests", work / "imported.copy")
             row["requests_copy_in"] = copy_in(
@@ -358,6 +384,7 @@ def run_size(n: int, with_results: bool) -> dict:
                     work / "results.copy",
                 )
                 carry(work / "response" / "outbox", work / "request" / "inbox")
+                settle("request")
                 row["import_results"] = run_child("import_results", work)
                 copy_out("request", "SELECT * FROM responses", work / "responses.copy")
                 row["results_copy_in"] = copy_in("request", "responses", work / "responses.copy")
@@ -377,18 +404,25 @@ def main() -> None:
         "--report-from", type=Path, nargs="+", help="logs of earlier runs: their rounds merged"
     )
     parser.add_argument("--command", help="the command line to cite (with --report-from)")
+    parser.add_argument(
+        "--profile", type=Path, help="run each step under py-spy, its samples in this directory"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.work)
         return
+    global PROFILE
+    PROFILE = args.profile
     from exchange_report import best_of, report, write_section
     from perf_doc import cpu_model
 
     command = "uv run python bench/bench_exchange.py --sizes " + " ".join(map(str, args.sizes))
     command += " --result-sizes " + " ".join(map(str, args.result_sizes))
     command += f" --rounds {args.rounds}"
+    if args.profile:
+        command += f" --profile {args.profile}"
     if args.report_from:  # re-render what runs printed (their logs), without running again
         lines = [line for log in args.report_from for line in log.read_text().splitlines()]
         printed = [json.loads(line) for line in lines if line.startswith('{"n"')]
@@ -408,7 +442,15 @@ def main() -> None:
         loads = (load_before, os.getloadavg()[0])
         print(json.dumps({"n": 0, "loads": loads}), flush=True)
     rows = [r for r in rows if r["n"]]
-    section = report(rows, command, loads, pg_version=pg_version(), cpu=cpu_model())
+    profiles = {}
+    if args.profile:  # the last run of each result step: the largest size
+        for step in ("export_results", "import_results"):
+            runs = sorted(args.profile.glob(f"{step}-*.txt"), key=lambda p: p.stat().st_mtime)
+            if runs:
+                profiles[step] = runs[-1]
+    section = report(
+        rows, command, loads, pg_version=pg_version(), cpu=cpu_model(), profiles=profiles
+    )
     print(section)
     if not args.no_write:
         write_section(section)

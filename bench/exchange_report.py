@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
+from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import perf_doc
 
 MARK = "<!-- bench_exchange -->"
 TARGET_S = 30.0  # export and import of 1 M requests each (issue 4)
+TARGET_COPY = 3.0  # 1 M results out and in, each within this many times its COPY (issue 20)
 
 STEPS = (
     ("export_requests", "requests", "export requests", "requests_copy_out", "COPY TO"),
@@ -22,15 +25,24 @@ HOW = (
     "Each step is the beat job as deployed (`request_network.jobs.export`, "
     "`response_network.jobs.import_inbox`, `response_network.jobs.export`, "
     "`request_network.jobs.import_inbox`), run in a fresh process with the default limits "
-    "(10,000 records and 64 MiB per batch). The export streams the rows from the database "
-    "(one server-side cursor, `FOR UPDATE SKIP LOCKED`) straight into batch files and marks "
-    "each batch's rows with one bulk statement (requests: the batch's rows leave the outbox "
-    "table by `seq` and enter `request_exports`, `DELETE … RETURNING` feeding an `INSERT`; "
-    "the request rows themselves are not rewritten); the import verifies every file (signature, "
-    "digests, strict JSON, per-record schema) and applies its records 5,000 to a statement "
-    "(`INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`), each file in one "
-    "transaction with its batch row. In both, the bulk statement of one chunk runs while "
-    "Python prepares the next (`transfer/protocol/behind.py`). "
+    "(10,000 records and 64 MiB per batch). The exports stream the rows from the database "
+    "straight into batch files and mark each batch's rows with one bulk statement. Requests: "
+    "one server-side cursor, `FOR UPDATE SKIP LOCKED`; the batch's rows leave the outbox "
+    "table by `seq` and enter `request_exports` (`DELETE … RETURNING` feeding an `INSERT`; "
+    "the request rows themselves are not rewritten). Results: read in the order of their "
+    "partial index of unexported rows (`ix_results_unexported`, no sort), without row locks, "
+    "over a connection of their own (reading never waits for the marking), and marked by "
+    "`UPDATE … FROM unnest(ids, executed_at)`, which skips a result executed again since it "
+    "was read; their hits are stored out of line (TOAST), so a mark rewrites a row of ~150 "
+    "bytes, not the hits. The imports verify every file (signature, digests, strict JSON, "
+    "per-record schema) and apply its records 5,000 to a statement (`INSERT … SELECT FROM "
+    "unnest(…) ON CONFLICT DO NOTHING`), each file in one transaction with its batch row. "
+    "A result writes four rows: its response, its request's final state, a history event "
+    "and its owner's notification (time-ordered ids); when every request of a chunk still "
+    "waits for its answer (nearly always), all of the chunk's writes run behind the reader. "
+    "In both directions the bulk statements run while Python prepares the next chunk "
+    "(`transfer/protocol/behind.py`, at most 8 queued). Before each import the receiving "
+    "database is vacuumed, as autovacuum does while an operator carries the files. "
     "MB/s is batch-file bytes per second. "
     "CPU is the job process's own (user + system). Bulk SQL is the time PostgreSQL took "
     "over the bulk statements (partly hidden behind the Python work, so CPU + bulk SQL can "
@@ -41,8 +53,9 @@ HOW = (
     "`COPY (SELECT …) TO STDOUT` into a file for an export, `COPY … FROM STDIN` into a "
     "scratch table `LIKE` the target (its columns and indexes, no foreign keys) for an import. "
     "What stays in memory, whatever the size: the export holds one page of rows (at most "
-    "10,000) and the ids of the batch being written, the import one chunk of 5,000 records "
-    "and a 1 MiB read block; a single result is held whole (its profile type bounds it) and, "
+    "10,000) and the ids of the batch being written, the import one chunk of 5,000 records, "
+    "the parameters of at most 8 queued statements and a 1 MiB read block; a single result "
+    "is held whole (its profile type bounds it) and, "
     "if longer than a line may be, travels as parts, over as many batches as it takes, kept "
     "in the database on arrival until the last part is in (one holding a single hit longer "
     "than a line fails its request with the reason)."
@@ -71,6 +84,68 @@ HISTORY = (
 )
 
 
+RESULTS_HISTORY = (
+    "- Results before issue 20's changes, measured the same day with the same bench (the "
+    "code of that morning; `--sizes 1000000 --result-sizes 1000000 --rounds 1`, run twice, "
+    "load 1.3–3.6; the better run's figures): export results of 1,000,000 took 21.8 s "
+    "(14.4× its `COPY TO` of 1.52 s; 22.1 s in the other run; 51.1 s on 2026-11-29), import "
+    "results 71.9 s (10.2× its `COPY FROM` of 7.03 s; 103.9 s in the other run; 114.2 s on "
+    "2026-11-29), 27.9 s of CPU and 43.8 s in the bulk statements: the responses insert "
+    "15.5 s, the history events 12.9 s, the requests' update 9.6 s, the lookup of the "
+    "requests 5.2 s, the outbox delete 0.5 s, and the owners' notifications besides (an ORM "
+    "executemany, not counted there). py-spy of that import (the first run): the main "
+    "thread spent 59 % of the wall time in statements it had to wait for (the responses "
+    "insert needed `RETURNING`, so it ran in front), 30 % in `_notify_owners` (the "
+    "notification rows built and sent through SQLAlchemy's executemany, one random uuid4 "
+    "primary key each), 30 % waiting for the one deferred statement then allowed in "
+    "flight; the write-behind thread was inside a statement 32 % of the time. py-spy of "
+    "that export: the main thread spent 62 % in `ServerCursor.fetchmany`, waiting for the "
+    "connection while the deferred marking `UPDATE` held it and then for the next page "
+    "(read under `FOR UPDATE`, sorted: no index gave the order); a mark ran 46 % of the time."
+    "\n- What changed, each measured statement by statement on 1,000,000 rows (2026-12-05, "
+    "scratch scripts, not kept): `responses` and `request_events` lost their foreign key "
+    "to `requests` (request-network migration 0019; requests are never deleted and the "
+    "import checks every result's request in the same transaction): their inserts took "
+    "12.1 s and 7.6 s instead of 21.0 s and 15.3 s. The notifications go in with one "
+    "`unnest` insert per chunk behind the reader, with time-ordered ids (UUIDv7, their "
+    "randomness drawn at once, `transfer.protocol.bulk.time_ordered_ids`): 2.5 s instead of "
+    "8.0 s with random ids. When every request of a chunk is still PENDING (only such a "
+    "request has no response) the responses insert needs no `RETURNING` and runs behind "
+    "the reader too, and the write-behind queue holds up to 8 statements instead of one, "
+    "so the reader waits only for the lookup of the next chunk's requests. Export: a "
+    "partial index of the unexported results in export order (response-network migration "
+    "0016) replaces the sort, the rows are read without row locks over a connection of "
+    "their own, and the marking `UPDATE … FROM unnest(ids, executed_at)` skips a result "
+    "executed again since it was read (what the row locks guarded against); the hits are "
+    "stored out of line (TOAST, `toast_tuple_target = 128`, uncompressed), so a mark "
+    "rewrites a row of ~150 bytes: reading and marking 1,000,000 results took 11.8 s "
+    "instead of 37.0 s (35.7 s with the index, no row locks and the guard, hits in line)."
+    "\n- Weighed, measured and not kept: `COPY` into a temporary staging table, then one "
+    "`WITH s AS (DELETE FROM stage RETURNING *) INSERT … SELECT … ON CONFLICT DO NOTHING` "
+    "per chunk, took 16.3 s for 1,000,000 responses (text `COPY`; 20.1 s with psycopg's "
+    "binary `COPY`) where the `unnest` insert took 8.9 s: psycopg's `write_row` is Python "
+    "work per row and the rows are written twice. Sorting each chunk by key: 8.3 s instead "
+    "of 9.0 s, within this host's noise. Deferring secondary indexes (drop, load, rebuild) "
+    "does not fit one transaction per batch of 10,000 into tables of millions: each "
+    "rebuild reads the whole table and locks it against the API meanwhile. Without the "
+    "vacuum before the import (the bench ran the steps minutes apart), the outbox delete "
+    "took 8.2 s of a 1,000,000-result import: the export had just left 1,000,000 dead rows "
+    "in `request_outbox`."
+    "\n- What is left (the profiles below, 2026-12-05): the import writes four rows per "
+    "result where its floor writes one. PostgreSQL is inside a statement 74 % of the wall "
+    "time and the reader waits for it 59 %: the responses insert 10.3 s (the floor copies "
+    "the same rows in 6.7 s), the requests' final state 9.8 s, the history events 7.0 s, "
+    "the lookup of the requests 5.2 s, the notifications 3.7 s, one after the other on the "
+    "batch's one connection (one transaction per batch). Fewer writes would change what the "
+    "tables mean (a request's state read from its response rather than stored, events and "
+    "notifications derived from the responses). The export's Python work alone (reading, "
+    "encoding, hashing, signing and writing 709 MB: 9.1 s of CPU) is 6× its `COPY TO`; "
+    "the marking (11.4 s) runs behind it, so the export takes about as long as the longer "
+    "of the two. 3× would take PostgreSQL rendering the record lines (canonical JSON, "
+    "sorted keys) and Python only hashing, signing and writing them."
+)
+
+
 def best_of(rounds: list[dict]) -> dict:
     """Per step the fastest round (its own figures), per floor the fastest too."""
     best: dict = {"n": rounds[0]["n"], "rounds": len(rounds)}
@@ -86,7 +161,13 @@ def best_of(rounds: list[dict]) -> dict:
 
 
 def report(
-    rows: list[dict], command: str, loads: tuple[float, float], *, pg_version: str, cpu: str
+    rows: list[dict],
+    command: str,
+    loads: tuple[float, float],
+    *,
+    pg_version: str,
+    cpu: str,
+    profiles: dict[str, Path] | None = None,
 ) -> str:
     lines = [
         MARK,
@@ -122,7 +203,19 @@ def report(
                 f"{m['load']:.1f} | {files['sha256sum']:.2f} | {files['cp']:.2f} | "
                 f"{copy_s:.2f} ({copy_label}) | {m['seconds'] / copy_s:.1f}× |"
             )
-    lines += ["", *verdict(rows), HISTORY, MARK]
+    lines += ["", *verdict(rows), HISTORY, RESULTS_HISTORY]
+    largest = max((r["n"] for r in rows), default=0)
+    for step, raw in (profiles or {}).items():
+        table = profile_table(raw)
+        if table:
+            lines += [
+                "",
+                f"py-spy of {step.replace('_', ' ')} ({largest:,}, this run; `--profile`, "
+                "200 samples a second, wall clock, idle included):",
+                "",
+                *table,
+            ]
+    lines += [MARK]
     return "\n".join(lines) + "\n"
 
 
@@ -160,6 +253,23 @@ def verdict(rows: list[dict]) -> list[str]:
                 "noise of this host); overlapping one file's commit with the next file's "
                 "reading, or fewer indexes on `imported_requests`, are what is left."
             )
+    for row in (r for r in rows if r["n"] >= 1_000_000):
+        for step, copy_key, label in (
+            ("export_results", "results_copy_out", "COPY TO"),
+            ("import_results", "results_copy_in", "COPY FROM"),
+        ):
+            if step not in row:
+                continue
+            m, floor = row[step], row[copy_key]
+            ratio = m["seconds"] / floor
+            met = "met" if ratio <= TARGET_COPY else "NOT met"
+            out.append(
+                f"- Target {met}: {step.replace('_', ' ')} of {row['n']:,} took "
+                f"{m['seconds']:.1f} s, {ratio:.1f}× its `{label}` of {floor:.2f} s (target "
+                f"≤ {TARGET_COPY:.0f}×, {TARGET_COPY * floor:.1f} s); PostgreSQL spent "
+                f"{m.get('bulk_sql', 0):.1f} s on the bulk statements "
+                f"({_statements(m)}) and the process {m['cpu']:.1f} s of CPU."
+            )
     for row in rows:
         if "marking_floor" in row:
             out.append(
@@ -178,6 +288,44 @@ def verdict(rows: list[dict]) -> list[str]:
                 f"above the idle process) from {peaks[0][0]:,} to {peaks[-1][0]:,} records."
             )
     return out
+
+
+def _statements(m: dict) -> str:
+    by = sorted(m.get("bulk_sql_by", {}).items(), key=lambda kv: -kv[1])
+    return "; ".join(f"`{text} …` {seconds:.1f} s" for text, seconds in by) or "none timed"
+
+
+def profile_table(raw: Path, top: int = 10) -> list[str]:
+    """The job's frames from py-spy's collapsed stacks (`--profile`, wall clock, idle
+    included): per function of the main thread, the share of the job's wall time it was on
+    the stack (the trunk every sample shares left out); for the write-behind thread, the
+    share it spent inside a bulk statement."""
+    main: Counter[str] = Counter()
+    writer: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = {f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f
+                  else f for f in stack.split(";")}  # fmt: skip
+        n = int(count)
+        if any(f.startswith("child.<locals>.<lambda>") for f in frames):
+            main["total"] += n
+            main.update(dict.fromkeys(frames, n))
+        elif "_run (transfer/protocol/pgarrays.py)" in frames:
+            writer["statement"] += n
+    total = main.pop("total", 0)
+    if not total:
+        return []
+    lines = ["| thread | function (file) | share of the job's wall time |", "| --- | --- | ---: |"]
+    shown = [(f, n) for f, n in main.most_common() if n < 0.98 * total][:top]
+    lines += [f"| main | `{f}` | {100 * n / total:.0f} % |" for f, n in shown]
+    if writer["statement"]:
+        lines.append(
+            f"| write-behind | inside a bulk statement (`pgarrays._run`) | "
+            f"{100 * writer['statement'] / total:.0f} % |"
+        )
+    return lines
 
 
 def write_section(section: str) -> None:

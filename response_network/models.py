@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,6 +111,16 @@ class Execution(Base):
 
 class Result(Base):
     __tablename__ = "results"
+    # The unexported results in the order the export reads them (response migration 0016).
+    __table_args__ = (
+        Index(
+            "ix_results_unexported",
+            "executed_at",
+            "request_id",
+            postgresql_where=text("batch_id IS NULL"),
+            sqlite_where=text("batch_id IS NULL"),
+        ),
+    )
 
     request_id: Mapped[str] = mapped_column(ForeignKey("imported_requests.id"), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))

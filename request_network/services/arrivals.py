@@ -32,6 +32,7 @@ from request_network.models import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    PENDING,
     GovernedSetting,
     OutboxEntry,
     ProfileType,
@@ -43,6 +44,7 @@ from request_network.models import (
 )
 from request_network.services import governed, notifications, response_cache
 from shared import correlation, tracing
+from shared import notifications as shared_notifications
 from shared.db import utcnow
 from shared.governed import InvalidSettings, lookup
 from shared.records import ProfileTypeData, SettingData, UserData
@@ -120,17 +122,23 @@ def _join_parts(
     return ready
 
 
-def apply_results(session: Session, records: list[Record], batch_id: str) -> None:
+def apply_results(session: Session, records: list[Record], batch_id: str) -> int:
     """Store each new result and move its request to its final state; replays are no-ops.
+    Returns how many of the results (those not set aside) report a failed query: the
+    batch's `error_count`.
 
     A result answers one sending of its request (its version, `Request.attempt`): one for
     an earlier sending than the request's current one (it was retried since), or for a
     cancelled request, is set aside with a history event saying so.
+
+    When every request of the chunk still waits for its answer (PENDING: only a request
+    without a stored response is), as in nearly every import, every write of the chunk runs
+    behind the reader (`transfer.protocol.behind`); otherwise the responses are inserted at
+    once and those already stored are looked at one by one.
     """
-    table = Request.__table__
     ids = [rec.id for rec in records]
     columns = ("attempt", "status", "user_id", "correlation_id")
-    sendings = bulk.rows_by_key(session, table, "id", ids, columns)
+    sendings = bulk.rows_by_key(session, Request.__table__, "id", ids, columns)
     for rec in records:
         if rec.id not in sendings:
             raise RecordRefused(rec, "result for a request this network never sent")
@@ -144,7 +152,8 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
         records = [rec for rec in records if rec.id not in aside]
     results = collect_results(records, batch_id, session=session)
     if not results:
-        return
+        return 0
+    failures = sum(1 for _, data in results if data["status"] != "DONE")
     ids = [rec.id for rec, _ in results]
     now = utcnow()
     columns = {
@@ -158,11 +167,17 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     }
     same = {"received_at": now, "batch_id": batch_id}
     table = Response.__table__
-    fresh = set(bulk.insert_new(session, table, columns, key="request_id", same=same))
+    if len(set(ids)) == len(ids) and all(sendings[rid][1] == PENDING for rid in ids):
+        # Every one is new (none of these requests has a response): no need to hear back
+        # which went in.
+        bulk.insert_new(session, table, columns, key="request_id", same=same, returning=False)
+        fresh = set(ids)
+    else:
+        fresh = set(bulk.insert_new(session, table, columns, key="request_id", same=same))
     stored = [(rec, data) for rec, data in results if rec.id not in fresh]
     replaced = _replace_older(session, stored, same) if stored else set()
     if not fresh and not replaced:
-        return
+        return failures
     applied = {rec.id: data for rec, data in results if rec.id in fresh or rec.id in replaced}
     completed = [rid for rid, data in applied.items() if data["status"] == "DONE"]
     failed = [rid for rid, data in applied.items() if data["status"] != "DONE"]
@@ -188,6 +203,7 @@ def apply_results(session: Session, records: list[Record], batch_id: str) -> Non
     if replaced:
         bulk.expire_loaded(session, Response, replaced)
         response_cache.invalidate_on_commit(session, request_ids=replaced)
+    return failures
 
 
 def _trace_arrivals(records: list[Record], batch_id: str) -> None:
@@ -233,7 +249,10 @@ def _notify_owners(
             if data["status"] == status
         ]
         if items:
-            notifications.emit_for_users(session, kind, items)
+            ids = bulk.time_ordered_ids(len(items))
+            columns, same = shared_notifications.event_columns(kind, items, ids)
+            table = notifications.TABLES.event.__table__
+            bulk.insert_rows(session, table, columns, same=same)
 
 
 def _answer_title(request_id: str, data: dict[str, Any]) -> str:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Text, cast, select, true, update
+from sqlalchemy import Text, bindparam, cast, select, true, update
 from sqlalchemy.orm import Session
 
 from response_network.models import (
     CANCELLED,
+    DONE,
     FAILED,
     QUEUED,
     RUNNING,
@@ -207,26 +208,39 @@ def export_results(
 ) -> ResultExport:
     """Unexported results (up to ``limit``, oldest first) → signed batches; the caller commits.
 
-    Rows are read once the stream's lock is held and locked as they are read (`FOR UPDATE
-    SKIP LOCKED` on PostgreSQL). Each batch's results are marked exported in bulk right
-    after its file is written.
+    Rows are read once the stream's lock is held, so no other export takes them. Each
+    batch's results are marked exported in bulk right after its file is written; on
+    PostgreSQL the rows are not locked as they are read (that alone writes every row), and
+    the marking skips a result the executor has written again since it was read (its
+    `executed_at` differs): that newer result goes with a later export.
     """
 
-    # The correlation id of each result read and not yet logged as exported. A batch's last
-    # result stays: its parts may go on in the next batch, which names it first.
-    correlation_of: dict[str, str | None] = {}
+    # The correlation id and execution time of each result read and not yet logged as
+    # exported. A batch's last result stays: its parts may go on in the next batch, which
+    # names it first.
+    read: dict[str, tuple[str | None, datetime]] = {}
+    failed: set[str] = set()  # read results that report a failed query, not yet counted
 
     def on_batch(batch: ExportedBatch, ids: list[str]) -> None:
-        table = Result.__table__
-        bulk.update_in(session, table, "request_id", ids, {"batch_id": batch.batch_id}, defer=True)
+        named = [(rid, *read.pop(rid)) for rid in ids[:-1]]
+        named += [(rid, *read[rid]) for rid in ids[-1:]]
+        _mark_exported(session, named, batch.batch_id)
+        errors = failed.intersection(ids)
+        if errors:
+            failed.difference_update(errors)
+            session.execute(
+                update(Batch).where(Batch.id == batch.batch_id).values(error_count=len(errors))
+            )
         bulk.expire_loaded(session, Result, ids)
-        named = [(rid, correlation_of.pop(rid, None)) for rid in ids[:-1]]
-        named += [(rid, correlation_of.get(rid)) for rid in ids[-1:]]
-        correlation.log_requests(f"answers exported in {batch.path.name}", named)
+        correlation.log_requests(
+            f"answers exported in {batch.path.name}", [(rid, cid) for rid, cid, _ in named]
+        )
 
     def noted(rows: Iterator[tuple]) -> Iterator[tuple]:
         for row in rows:
-            correlation_of[row[0]] = row[8]
+            read[row[0]] = (row[8], row[5])
+            if row[1] != DONE:
+                failed.add(row[0])
             yield row
 
     def records(room: Limits):
@@ -259,11 +273,37 @@ _COLUMNS = (
 
 
 def _unexported_rows(limit: int | None, *, session: Session) -> Iterator[tuple]:
-    """Unexported results, oldest first, a page at a time (locked on PostgreSQL)."""
+    """Unexported results, oldest first, a page at a time (in the order of their partial
+    index, `ix_results_unexported`: no sort)."""
     base = select(*_COLUMNS).where(Result.batch_id.is_(None))
-    return bulk.stream_rows(
-        session, base, (Result.executed_at, Result.request_id), limit=limit, page=PAGE
+    order = (Result.executed_at, Result.request_id)
+    return bulk.stream_rows(session, base, order, limit=limit, page=PAGE, lock=False)
+
+
+def _mark_exported(
+    session: Session, read: list[tuple[str, str | None, datetime]], batch_id: str
+) -> None:
+    """Results ``read`` (id, correlation id, execution time as read) went out in `batch_id`;
+    one that has been executed again since keeps waiting for an export of its own."""
+    if not read:
+        return
+    ids = [rid for rid, _, _ in read]
+    if bulk.is_postgres(session):
+        query = (
+            "UPDATE results r SET batch_id = %b"
+            " FROM unnest(%b::text[], %b::timestamptz[]) AS u(request_id, executed_at)"
+            " WHERE r.request_id = u.request_id AND r.executed_at = u.executed_at"
+        )
+        bulk.pg_execute(session, query, [batch_id, ids, [at for _, _, at in read]], defer=True)
+        return
+    table = Result.__table__
+    stmt = (
+        update(table)
+        .where(table.c.request_id == bindparam("r_id"))
+        .where(table.c.executed_at == bindparam("r_at"))
+        .values(batch_id=batch_id)
     )
+    session.execute(stmt, [{"r_id": rid, "r_at": at} for rid, _, at in read])
 
 
 # What to send again for each stream: the model, its key column, and the change that makes

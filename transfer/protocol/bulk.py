@@ -13,6 +13,7 @@ Bulk statements bypass the ORM: rows of `model` already loaded in the session ar
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from typing import Any
 from psycopg import sql
 from sqlalchemy import (
     DateTime,
+    Engine,
     Select,
     Table,
     delete,
@@ -53,6 +55,7 @@ __all__ = [
     "is_postgres",
     "pg_assignments",
     "pg_execute",
+    "time_ordered_ids",
     "update_in",
     "upsert_newer",
     "wire_time",
@@ -87,24 +90,39 @@ def is_postgres(session: Session) -> bool:
 
 
 def stream_rows(
-    session: Session, base: Select, order: tuple[Any, Any], *, limit: int | None, page: int
+    session: Session,
+    base: Select,
+    order: tuple[Any, Any],
+    *,
+    limit: int | None,
+    page: int,
+    lock: bool = True,
 ) -> Iterator[Any]:
     """The rows of `base`, in `order` (a time column, then a unique key), a page at a time.
 
     PostgreSQL: one server-side cursor with `FOR UPDATE SKIP LOCKED`, so two exporters never
     take the same row (statements marking earlier rows run between fetches; the cursor's
-    snapshot does not see them). SQLite: keyset pages, so no statement stays open while rows
-    change.
+    snapshot does not see them). ``lock=False`` leaves the rows unlocked (a row lock is a
+    write to every row read), for a caller whose marking statement itself skips a row
+    changed since it was read; the rows are then read over a connection of their own, so
+    reading the next rows never waits for the caller's statements (they see the committed
+    rows, as the caller's own cursor would: its snapshot predates the caller's marks).
+    SQLite: keyset pages, so no statement stays open while rows change.
     """
     base = base.order_by(*order)
     if is_postgres(session):
-        stmt = base.with_for_update(skip_locked=True)
+        stmt = base.with_for_update(skip_locked=True) if lock else base
         if limit is not None:
             stmt = stmt.limit(limit)
-        # Core rows (plain tuples), not the ORM's: a million rows cost seconds less.
-        result = session.connection().execute(stmt.execution_options(yield_per=page))
-        for rows in result.partitions():
-            yield from rows
+        stmt = stmt.execution_options(yield_per=page)
+        bind = session.get_bind()
+        if lock or not isinstance(bind, Engine):
+            # Core rows (plain tuples), not the ORM's: a million rows cost seconds less.
+            yield from _partitions(session.connection().execute(stmt))
+            return
+        with bind.connect() as reader:
+            yield from _partitions(reader.execute(stmt))
+            reader.rollback()  # it only read
         return
     after: tuple | None = None
     left = limit
@@ -120,6 +138,26 @@ def stream_rows(
         after = tuple(getattr(rows[-1], column.key) for column in order)
         if left is not None:
             left -= len(rows)
+
+
+def _partitions(result: Any) -> Iterator[Any]:
+    for rows in result.partitions():
+        yield from rows
+
+
+def time_ordered_ids(count: int, now: datetime | None = None) -> list[str]:
+    """``count`` new UUIDv7 strings (as `transfer.format.uuid7` makes them: 48-bit Unix
+    milliseconds, then 74 random bits), their randomness drawn at once: keys that a bulk
+    insert appends at the end of an index, where random ones land all over it."""
+    millis = int((now or datetime.now(UTC)).timestamp() * 1000) & ((1 << 48) - 1)
+    head = (millis << 80) | (0x7 << 76) | (0b10 << 62)
+    raw = os.urandom(10 * count)
+    ids = []
+    for k in range(0, 10 * count, 10):
+        bits = int.from_bytes(raw[k : k + 10])  # 80: 12 for rand_a, 62 for rand_b, 6 spare
+        h = f"{head | ((bits >> 62) & 0xFFF) << 64 | (bits & ((1 << 62) - 1)):032x}"
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
 
 
 def chunked(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:

@@ -59,10 +59,12 @@ class BulkHandler:
     """Applies records of one type a chunk at a time: ``apply(session, records, batch_id)``.
 
     Records that follow each other with the same id (the parts of a split result) always
-    reach one call together. Raise :class:`RecordRefused` to refuse the batch.
+    reach one call together. Raise :class:`RecordRefused` to refuse the batch. ``apply`` may
+    return how many of the chunk's records report a failure (a failed result): the batch's
+    `error_count` is their sum.
     """
 
-    apply: Callable[[Session, list[Record], str], None]
+    apply: Callable[[Session, list[Record], str], int | None]
     chunk: int = 5_000
 
 
@@ -101,6 +103,7 @@ class ImportOutcome:
     stream: str = ""
     seq: int | None = None
     records: int = 0
+    errors: int = 0  # records that report a failure (BulkHandler)
     reasons: list[str] = field(default_factory=list)
     rule: str = ""  # next, gap, late_fill, duplicate, fork, stale, invalid
 
@@ -353,6 +356,7 @@ def _import(
         )
     batch.digest = reader.digest
     batch.record_count = outcome.records
+    batch.error_count = outcome.errors
     batch.counts_by_type = dict(counts)
     batch.processing_ms = round((time.perf_counter() - started) * 1000)
     broken = ledger.check_successor(
@@ -396,7 +400,7 @@ def _apply_records(
         if isinstance(handler, BulkHandler):
             chunk = pending.setdefault(rec.type, [])
             if len(chunk) >= handler.chunk and chunk[-1].id != rec.id:
-                _apply_chunk(session, handler, chunk, batch_id, reader.path)
+                outcome.errors += _apply_chunk(session, handler, chunk, batch_id, reader.path)
                 chunk = pending[rec.type] = []
             chunk.append(rec)
             continue
@@ -405,15 +409,15 @@ def _apply_records(
         except ValueError as exc:
             raise BatchRejected([f"record {rec.type} {rec.id}: {exc}"], reader.path) from exc
     for record_type, chunk in pending.items():
-        _apply_chunk(session, handlers[record_type], chunk, batch_id, reader.path)
+        outcome.errors += _apply_chunk(session, handlers[record_type], chunk, batch_id, reader.path)
     return count
 
 
 def _apply_chunk(
     session: Session, handler: BulkHandler, chunk: list[Record], batch_id: str, path: Path
-) -> None:
+) -> int:
     try:
-        handler.apply(session, chunk, batch_id)
+        return handler.apply(session, chunk, batch_id) or 0
     except RecordRefused as exc:
         rec = exc.record
         raise BatchRejected([f"record {rec.type} {rec.id}: {exc.problem}"], path) from exc

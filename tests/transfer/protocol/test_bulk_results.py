@@ -98,6 +98,32 @@ def test_a_result_for_a_request_never_sent_quarantines_its_batch_whole(gap):
     assert list(request_states(gap.rq).values()).count(rq.EXPORTED) == 3
 
 
+
+def _error_counts(session, model, direction: str) -> dict[int, int]:
+    rows = session.execute(
+        select(model.seq, model.error_count).where(
+            model.stream == "results", model.direction == direction
+        )
+    ).all()
+    return dict(rows)
+
+
+def test_each_results_batch_counts_its_failed_results_on_both_networks(gap):
+    gap.limit(batch_max_records=4)
+    ids = gap.seed(7)
+    gap.export_requests()
+    gap.import_requests()
+    failed = frozenset({ids[1], ids[4], ids[6]})
+    gap.add_results(ids, failed=failed)
+    exported = gap.export_results()
+    assert len(exported.batches) == 3  # three results and an ack a batch
+    expected = {b.seq: len(failed.intersection(b.record_ids)) for b in exported.batches}
+    assert sum(expected.values()) == 3
+    assert _error_counts(gap.rs, rs.Batch, "out") == expected
+    assert [o.status for o in gap.import_results()] == ["imported"] * 3
+    assert _error_counts(gap.rq, rq.Batch, "in") == expected
+
+
 def test_a_result_longer_than_a_line_travels_in_parts_and_is_joined_again(gap):
     gap.limit(batch_max_line_bytes=2048)
     small, big = gap.seed(2)

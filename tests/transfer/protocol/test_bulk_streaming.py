@@ -237,13 +237,21 @@ def test_deferred_statements_keep_their_order_and_raise_their_errors(rq_session)
         assert bulk.existing_keys(rq_session, table, "request_id", ["r-1"]) == {"r-1"}
     assert rq_session.execute(select(func.count()).select_from(table)).scalar_one() == 3
 
-    with pytest.raises(psycopg.errors.ForeignKeyViolation), write_behind(rq_session):
+    too_long = "r" * 37  # request ids are at most 36 characters
+    with pytest.raises(psycopg.errors.StringDataRightTruncation), write_behind(rq_session):
         bulk.insert_rows(
             rq_session,
             table,
-            {"request_id": ["no-such-request"]},
+            {"request_id": [too_long]},
             same={"status": "X", "at": utcnow(), "detail": ""},
         )
+        for _ in range(3):  # queued behind the failing one: never run
+            bulk.insert_rows(
+                rq_session,
+                table,
+                {"request_id": ["r-1"]},
+                same={"status": "Y", "at": utcnow(), "detail": ""},
+            )
     rq_session.rollback()
 
 

@@ -1,15 +1,18 @@
 """The floor the request API is measured against: the least a submit and a read can do.
 
 A pydantic body, one Redis INCR and one INSERT for a submit; one SELECT by primary key for
-a read; the same engine and pool settings as Ferry's (`shared.db.get_engine`). Served by
-bench/bench_api.py with the same uvicorn settings as `ferry request serve`.
+a read; for a response read, one SELECT of its stored JSON text (`/row`: the floor of a read
+from the database) or one Redis GET of its bytes (`/blob`: the floor of a read from a
+cache), sent as they are. The same engine and pool settings as Ferry's
+(`shared.db.get_engine`). Served by bench/bench_api.py with the same uvicorn settings as
+`ferry request serve`.
 """
 
 import os
 import uuid
 
 import redis
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -47,3 +50,22 @@ def status(request_id: str) -> dict:
     if row is None:
         raise HTTPException(404)
     return {"id": row.id, "profile_type": row.profile_type, "query": row.query}
+
+
+@app.get("/row/{request_id}")
+def row(request_id: str) -> Response:
+    with engine.connect() as conn:
+        body = conn.execute(
+            text("SELECT body FROM floor_responses WHERE id = :i"), {"i": request_id}
+        ).scalar_one_or_none()
+    if body is None:
+        raise HTTPException(404)
+    return Response(body.encode(), media_type="application/json")
+
+
+@app.get("/blob/{request_id}")
+def blob(request_id: str) -> Response:
+    body = cache.get(f"floor:resp:{request_id}")
+    if body is None:
+        raise HTTPException(404)
+    return Response(body, media_type="application/json")

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse
 
-from request_network.api.deps import UserDep
+from request_network.api.deps import (
+    ApiKeyDep,
+    Caller,
+    SettingsDep,
+    TokenDep,
+    UserDep,
+    authenticated,
+)
 from request_network.api.rate_limits import LimitedDep, RateLimitedRoute, too_many_requests
 from request_network.api.schemas import (
     Accepted,
@@ -20,6 +28,7 @@ from request_network.api.schemas import (
 )
 from request_network.models import Request
 from request_network.services import rate_limits, requests, response_cache
+from shared.db import reading
 from shared.validation import PageLimit, PageOffset, RequestId, safe_str
 
 router = APIRouter(tags=["requests"])
@@ -141,22 +150,32 @@ def _served(found: response_cache.Served) -> Response:
         },
     },
 )
-def get_response(
+async def get_response(
     request_id: RequestId,
-    caller: UserDep,
+    request: HttpRequest,
+    settings: SettingsDep,
+    token: TokenDep,
+    api_key: ApiKeyDep,
     if_none_match: Annotated[
         IfNoneMatch | None,
         Header(description="ETags of a copy the client holds: a match is a 304"),
     ] = None,
 ) -> Response:
-    """The response of one of the caller's requests, from the cache after its first read."""
-    with caller.reads() as unit:
-        found = requests.get_response(
-            unit.user,
+    """The response of one of the caller's requests, from the cache after its first read.
+
+    The caller's check and the read share one thread hop (`authenticated`); a hit opens no
+    database session after the check (`sessions` is used on a miss only)."""
+
+    def read(caller: Caller) -> response_cache.Served:
+        return requests.get_response(
+            caller.user,
             request_id,
-            session=unit.session,
+            sessions=partial(reading, settings.database_url),
             cache=caller.cache,
-            policy=response_cache.Policy.of(caller.settings, session=unit.session),
+            settings=settings,
             if_none_match=if_none_match,
         )
+
+    _, found = await authenticated(request, settings, token, api_key, then=read)
+    assert found is not None
     return _served(found)

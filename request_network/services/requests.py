@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from redis import Redis
@@ -144,36 +146,46 @@ def get_response(
     user: User,
     request_id: str,
     *,
-    session: Session,
+    sessions: Callable[[], AbstractContextManager[Session]],
     cache: Redis | None,
-    policy: response_cache.Policy,
+    settings: Any,
     if_none_match: str | None = None,
 ) -> response_cache.Served:
-    """The response's bytes (or a 304 for a matching `if_none_match`), from the Redis cache
-    once the request is known to be the caller's: one indexed read of the owner (and of
-    whether the response was read before), then the cache, then (a miss) the response row,
-    which fills the cache. The first read is noted (`Response.first_read_at`), once."""
-    found = session.execute(
-        select(Request.user_id, Request.correlation_id, Response.first_read_at)
-        .outerjoin(Response, Response.request_id == Request.id)
-        .where(Request.id == request_id)
-    ).one_or_none()
-    if found is None or found.user_id != user.id:
-        raise _NOT_FOUND
+    """The response's bytes (or a 304 for a matching `if_none_match`).
 
-    def load() -> response_cache.Loaded:
-        response = session.get(Response, request_id)
-        if response is None:
-            state = get_own(user, request_id, session=session).public_status
-            raise Problem(404, "Not found", f"no response yet; the request is {state}")
-        return response_cache.encode(response)
+    A hit is one Redis round trip that is also the ownership check (an entry is served only
+    to the user it was stored for): no database read, and `sessions` is not opened. Else,
+    in one session: one indexed read of the owner (another user's request, or none, is a
+    404), then the response row, whose first read is noted (`Response.first_read_at`, once)
+    before it fills the cache, so a cached response has always been read before."""
+    looked = response_cache.lookup(cache, request_id, user_id=user.id, if_none_match=if_none_match)
+    if looked.served is not None:
+        return looked.served
+    with sessions() as session:
+        found = session.execute(
+            select(Request.user_id, Request.correlation_id).where(Request.id == request_id)
+        ).one_or_none()
+        if found is None or found.user_id != user.id:
+            raise _NOT_FOUND
 
-    served = response_cache.read_through(
-        cache, request_id, user_id=user.id, policy=policy, load=load, if_none_match=if_none_match
-    )
-    if found.first_read_at is None:
-        note_first_read(request_id, found.correlation_id, session=session)
-    return served
+        def load() -> response_cache.Loaded:
+            response = session.get(Response, request_id)
+            if response is None:
+                state = get_own(user, request_id, session=session).public_status
+                raise Problem(404, "Not found", f"no response yet; the request is {state}")
+            if response.first_read_at is None:
+                note_first_read(request_id, found.correlation_id, session=session)
+            return response_cache.encode(response)
+
+        return response_cache.read_through(
+            cache,
+            request_id,
+            looked=looked,
+            user_id=user.id,
+            policy=response_cache.Policy.of(settings, session=session),
+            load=load,
+            if_none_match=if_none_match,
+        )
 
 
 def note_first_read(request_id: str, correlation_id: str | None, *, session: Session) -> None:

@@ -1,7 +1,10 @@
 """The response cache: a user's response read from Redis after its first read.
 
-The owner of the request is always checked first, in the database (`requests.get_response`);
-only then is the cache asked, keyed by request id. Each entry is two keys with one TTL:
+An entry is keyed by request id and carries its owner: a read asks the cache first, and a
+hit (`lookup`) is one round trip that is also the ownership check, served only to the user
+the entry was stored for. Anything else (no entry, another user's, Redis down) goes to the
+database, which checks the owner (a 404 for anyone else) before it reads the response and
+fills the cache (`requests.get_response`). Each entry is two keys with one TTL:
 
 - ``resp:<id>``: the response's JSON, the exact bytes every reply sends (a hit sends them
   as they are: no decoding, no validation);
@@ -167,40 +170,73 @@ def tags_of(if_none_match: str | None) -> list[str]:
 # -- the read path ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What the cache said before the database was asked: the hit to send, else the
+    generation a refill must present (None: Redis could not answer, or the entry is another
+    user's; either way nothing is stored)."""
+
+    served: Served | None
+    gen: bytes | None = None
+
+
+def lookup(
+    cache: Redis | None, rid: str, *, user_id: str, if_none_match: str | None = None
+) -> Lookup:
+    """The caller's cached response of request `rid`, in one round trip that is also the
+    ownership check: an entry is served only to the user it was stored for (its meta's
+    ``user``), so a hit needs no database read. An entry of another user is not served, and
+    nothing is counted or noted; the database then decides (a 404).
+
+    Without If-None-Match the body comes from a GET in the same MULTI/EXEC as the script; with
+    it, the script sends the body itself in the rare case that no tag matched."""
+    if cache is None:
+        return Lookup(None)
+    tags = tags_of(if_none_match)
+    now = int(time.time())
+    keys = [body_key(rid), meta_key(rid), gen_key(rid), STATS, hour_key(now), READS]
+    args = [now, rid, BUCKET_TTL, user_id, 1 if tags else 0, *tags]
+    try:
+        if tags:
+            reply, body = scripts.run(cache, scripts.READ, keys, args), None
+        else:
+            reply, body = scripts.run_then_get(cache, scripts.READ, keys, args, body_key(rid))
+    except RedisError as exc:
+        _unavailable("read", exc)
+        return Lookup(None)
+    if reply[0] == 0:
+        return Lookup(None, gen=reply[1])
+    if reply[0] == 3:
+        return Lookup(None)
+    RESPONSE_CACHE_LOOKUPS.labels("hit").inc()
+    if reply[0] == 1:
+        return Lookup(Served(None, reply[1].decode(), hit=True))
+    body = reply[2] if len(reply) > 2 else body
+    RESPONSE_CACHE_SERVED_BYTES.inc(len(body))
+    return Lookup(Served(body, reply[1].decode(), hit=True))
+
+
 def read_through(
     cache: Redis | None,
     rid: str,
     *,
+    looked: Lookup,
     user_id: str,
     policy: Policy,
     load: Callable[[], Loaded],
     if_none_match: str | None = None,
 ) -> Served:
-    """The response of request `rid` (whose owner the caller has checked): from the cache
-    in one round trip, else from `load` (the database), filling the cache on the way."""
-    tags = tags_of(if_none_match)
-    gen = None
-    if cache is not None:
-        now = int(time.time())
-        keys = [body_key(rid), meta_key(rid), gen_key(rid), STATS, hour_key(now), READS]
-        try:
-            reply = scripts.run(cache, scripts.READ, keys, [now, rid, BUCKET_TTL, *tags])
-        except RedisError as exc:
-            _unavailable("read", exc)
-            cache = None
-        else:
-            if reply[0]:
-                RESPONSE_CACHE_LOOKUPS.labels("hit").inc()
-                body = reply[2] if reply[0] == 2 else None
-                if body is not None:
-                    RESPONSE_CACHE_SERVED_BYTES.inc(len(body))
-                return Served(body, reply[1].decode(), hit=True)
-            RESPONSE_CACHE_LOOKUPS.labels("miss").inc()
-            gen = reply[1]
+    """A read of request `rid` (whose owner the caller is) that the cache did not answer
+    (`looked`): from `load` (the database), then counted as a miss and stored, in one round
+    trip, if the lookup could take a generation."""
     loaded = load()
     etag = loaded.etag
-    if cache is not None and gen is not None:
-        fill(cache, rid, loaded, etag=etag, user_id=user_id, policy=policy, gen=gen)
+    if cache is not None and looked.gen is not None:
+        RESPONSE_CACHE_LOOKUPS.labels("miss").inc()
+        fill(
+            cache, rid, loaded, etag=etag, user_id=user_id, policy=policy, gen=looked.gen, read=True
+        )
+    tags = tags_of(if_none_match)
     matched = "*" in tags or etag in tags
     return Served(None if matched else loaded.body, etag, hit=False)
 
@@ -214,25 +250,18 @@ def fill(
     user_id: str,
     policy: Policy,
     gen: bytes | str,
+    read: bool = False,
 ) -> bool:
-    """Store an entry unless it is too large, its generation moved on since `gen` was read
-    (before the database read), or a fence stands. True if it was stored."""
-    if len(loaded.body) > policy.max_bytes:
-        try:
-            cache.hincrby(STATS, "not_cached_oversize", 1)
-        except RedisError as exc:
-            _unavailable("fill", exc)
-        return False
-    keys = [
-        body_key(rid),
-        meta_key(rid),
-        gen_key(rid),
-        fence_key(rid),
-        user_key(user_id),
-        INDEX,
-        STATS,
-    ]
-    args = [loaded.body, etag, user_id, loaded.version, policy.ttl, gen, int(time.time()), rid]
+    """Store an entry unless it is too large (counted as such), its generation moved on
+    since `gen` was read (before the database read), or a fence stands; with `read`, count
+    the read that missed as well. True if it was stored."""
+    oversize = len(loaded.body) > policy.max_bytes
+    now = int(time.time())
+    keys = [body_key(rid), meta_key(rid), gen_key(rid), fence_key(rid), user_key(user_id)]
+    keys += [INDEX, STATS, hour_key(now), READS]
+    body = b"" if oversize else loaded.body
+    args = [body, etag, user_id, loaded.version, policy.ttl, gen, now, rid, BUCKET_TTL]
+    args += [int(read), int(oversize)]
     try:
         return bool(scripts.run(cache, scripts.FILL, keys, args))
     except RedisError as exc:

@@ -1,9 +1,10 @@
 """The response cache's Lua scripts: each step is one atomic round trip to Redis.
 
-`READ` serves a hit (or a 304) and counts it, or reports a miss with the generation the
-refill must present; `FILL` stores an entry only if that generation still holds and no
-fence stands; `DROP` removes entries, moves their generations on and raises or lowers
-their fences. Key layout: `request_network.services.response_cache`.
+`READ` checks that an entry is the caller's, then serves it (or a 304) and counts it, or
+reports a miss with the generation the refill must present; `FILL` stores an entry only if
+that generation still holds and no fence stands; `DROP` removes entries, moves their
+generations on and raises or lowers their fences. Key layout:
+`request_network.services.response_cache`.
 """
 
 from __future__ import annotations
@@ -14,45 +15,52 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import NoScriptError
 
-# KEYS: body, meta, gen, stats, hour bucket, reads. ARGV: now, id, bucket ttl, tags...
-# → {2, etag, body} a hit; {1, etag} a hit whose tag matched (304); {0, gen} a miss.
+# KEYS: body, meta, gen, stats, hour bucket, reads. ARGV: now, id, bucket ttl, caller's user
+# id, 1 to send a hit's body from here (else the caller GETs it in the same MULTI), tags...
+# → {2, etag[, body]} a hit; {1, etag} a hit whose tag matched (304); {0, gen} no entry;
+# {3} the entry is another user's (nothing counted or noted: the database answers, a 404).
 READ = b"""
 local now, rid = ARGV[1], ARGV[2]
-redis.call('ZADD', KEYS[6], now, rid)
-redis.call('HSETNX', KEYS[4], 'since', now)
-local etag = redis.call('HGET', KEYS[2], 'etag')
-if etag then
-  local matched = false
-  for i = 4, #ARGV do
-    if ARGV[i] == etag or ARGV[i] == '*' then matched = true end
+local meta = redis.call('HMGET', KEYS[2], 'etag', 'user')
+local etag = meta[1]
+if etag and redis.call('EXISTS', KEYS[1]) == 1 then
+  if meta[2] ~= ARGV[4] then return {3} end
+  redis.call('ZADD', KEYS[6], now, rid)
+  redis.call('HSETNX', KEYS[4], 'since', now)
+  redis.call('HINCRBY', KEYS[4], 'hits', 1)
+  redis.call('HINCRBY', KEYS[5], 'hits', 1)
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
+  for i = 6, #ARGV do
+    if ARGV[i] == etag or ARGV[i] == '*' then
+      redis.call('HINCRBY', KEYS[4], 'not_modified', 1)
+      return {1, etag}
+    end
   end
-  if matched and redis.call('EXISTS', KEYS[1]) == 1 then
-    redis.call('HINCRBY', KEYS[4], 'hits', 1)
-    redis.call('HINCRBY', KEYS[4], 'not_modified', 1)
-    redis.call('HINCRBY', KEYS[5], 'hits', 1)
-    redis.call('EXPIRE', KEYS[5], ARGV[3])
-    return {1, etag}
-  end
-  local body = redis.call('GET', KEYS[1])
-  if body then
-    local n = string.len(body)
-    redis.call('HINCRBY', KEYS[4], 'hits', 1)
-    redis.call('HINCRBY', KEYS[4], 'bytes', n)
-    redis.call('HINCRBY', KEYS[5], 'hits', 1)
-    redis.call('HINCRBY', KEYS[5], 'bytes', n)
-    redis.call('EXPIRE', KEYS[5], ARGV[3])
-    return {2, etag, body}
-  end
+  local n = redis.call('STRLEN', KEYS[1])
+  redis.call('HINCRBY', KEYS[4], 'bytes', n)
+  redis.call('HINCRBY', KEYS[5], 'bytes', n)
+  if ARGV[5] == '1' then return {2, etag, redis.call('GET', KEYS[1])} end
+  return {2, etag}
 end
-redis.call('HINCRBY', KEYS[4], 'misses', 1)
-redis.call('HINCRBY', KEYS[5], 'misses', 1)
-redis.call('EXPIRE', KEYS[5], ARGV[3])
 return {0, redis.call('GET', KEYS[3]) or '0'}
 """
 
-# KEYS: body, meta, gen, fence, user set, index, stats.
-# ARGV: body, etag, user, version, ttl, generation read before the database, now, id.
+# KEYS: body, meta, gen, fence, user set, index, stats, hour bucket, reads.
+# ARGV: body, etag, user, version, ttl, generation read before the database, now, id,
+# bucket ttl, '1' to count a read that missed, '1' if the body is too large to keep (then
+# only counted as such; the body sent is empty).
 FILL = b"""
+if ARGV[10] == '1' then
+  redis.call('ZADD', KEYS[9], ARGV[7], ARGV[8])
+  redis.call('HSETNX', KEYS[7], 'since', ARGV[7])
+  redis.call('HINCRBY', KEYS[7], 'misses', 1)
+  redis.call('HINCRBY', KEYS[8], 'misses', 1)
+  redis.call('EXPIRE', KEYS[8], ARGV[9])
+end
+if ARGV[11] == '1' then
+  redis.call('HINCRBY', KEYS[7], 'not_cached_oversize', 1)
+  return 0
+end
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[6] then return 0 end
 local have = redis.call('HGET', KEYS[2], 'version')
@@ -109,3 +117,24 @@ def run(cache: Redis, script: bytes, keys: list[str], args: list[Any]) -> Any:
     except NoScriptError:
         cache.script_load(script)
         return cache.evalsha(_SHA[script], len(keys), *keys, *args)
+
+
+def run_then_get(
+    cache: Redis, script: bytes, keys: list[str], args: list[Any], key: str
+) -> tuple[Any, bytes | None]:
+    """The script, then a GET of `key`, in one MULTI/EXEC: one round trip, atomic (nothing
+    runs between the two), and the value arrives as Redis holds it (a value returned by a
+    Lua script is copied into Lua and out again, which costs about a millisecond a MB)."""
+
+    def once() -> tuple[Any, bytes | None]:
+        pipe = cache.pipeline(transaction=True)
+        pipe.evalsha(_SHA[script], len(keys), *keys, *args)
+        pipe.get(key)
+        reply, value = pipe.execute()
+        return reply, value
+
+    try:
+        return once()
+    except NoScriptError:  # the script did not run and a GET changes nothing: send it again
+        cache.script_load(script)
+        return once()

@@ -13,7 +13,8 @@ Maintenance (`optimize`):
    *oversized* (over the size cap now set), *orphaned* (the request is gone or its user
    inactive) or *stale* (another version of the response is in the database);
 3. pre-warms: responses read within `response_cache_prewarm_seconds` whose entry is gone
-   are read from the database and cached again (at most `response_cache_prewarm_max`).
+   are read from the database and cached again (at most `response_cache_prewarm_max`);
+   only responses whose first read is noted, since a hit never notes one.
 """
 
 from __future__ import annotations
@@ -276,7 +277,8 @@ def _prewarm(
     live: set[str],
 ) -> tuple[int, int]:
     """Cache again the responses read within `window` seconds whose entry is gone; returns
-    (entries, bytes) stored."""
+    (entries, bytes) stored. A response never read (one that replaced what was read, e.g.
+    after a retry) is left to its first read, which notes it."""
     since = now - window
     cache.zremrangebyscore(rc.READS, "-inf", f"({since}")
     if most <= 0 or window <= 0:
@@ -293,7 +295,11 @@ def _prewarm(
             select(Response, Request.user_id)
             .join(Request, Request.id == Response.request_id)
             .join(User, User.id == Request.user_id)
-            .where(Response.request_id.in_(chunk), User.active.is_(True))
+            .where(
+                Response.request_id.in_(chunk),
+                Response.first_read_at.is_not(None),  # a hit notes no first read
+                User.active.is_(True),
+            )
         ).all()
         for response, user_id in rows:
             loaded = rc.encode(response)

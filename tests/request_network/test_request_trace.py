@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import orjson
@@ -24,7 +25,7 @@ from structlog.contextvars import bound_contextvars, get_contextvars
 
 from ferry.demo import DATA
 from request_network import models as rq
-from request_network.services import requests, response_cache, trace
+from request_network.services import requests, trace
 from response_network import models as rs
 from response_network.services import admin_requests
 from response_network.services import trace as response_trace
@@ -129,8 +130,10 @@ def run_executor(gap, backend) -> None:
 
 def read_response(gap, rid: str) -> None:
     user = gap.rq.get_one(rq.User, "u-alice")
-    policy = response_cache.Policy(ttl=60, max_bytes=1_000_000)
-    requests.get_response(user, rid, session=gap.rq, cache=None, policy=policy)
+    settings = gap.settings["request"]
+    requests.get_response(
+        user, rid, sessions=lambda: nullcontext(gap.rq), cache=None, settings=settings
+    )
     gap.rq.commit()
 
 

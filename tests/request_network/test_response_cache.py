@@ -1,10 +1,13 @@
 """The response cache's read path: a first read fills it, later reads send the same bytes
 from it with the same strong ETag, If-None-Match gives 304, entries carry the TTL setting,
 large responses are served but not kept, another user never sees a cached response, and with
-Redis down the database answers and a metric says so."""
+Redis down the database answers and a metric says so. A hit is served only to the entry's
+owner and only to a caller that authenticates now; cleared, cancelled and retried requests
+are not served from their old entries; maintenance warms only responses read before."""
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 
 import pytest
@@ -23,7 +26,9 @@ from prometheus_client import REGISTRY
 from request_api_helpers import assert_problem, closed_port
 
 from request_network.app import create_app
+from request_network.models import FAILED, Response
 from request_network.settings import RequestSettings
+from shared.db import reading
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -174,20 +179,29 @@ def test_a_response_over_the_size_cap_is_served_but_not_cached(app_for, seed, al
     assert client.get(response_url(small_id), headers=alice).headers["x-cache"] == "HIT"
 
 
-def test_a_cached_response_stays_hidden_from_another_user(app_for, seed, alice_id, cache):
+def stats(cache) -> dict[bytes, bytes]:
+    return cache.hgetall("resp:stats")
+
+
+def test_a_cached_response_stays_hidden_from_another_user_even_with_its_etag(
+    app_for, seed, alice_id, cache
+):
     request_id = seed.request(alice_id)
     seed.response(request_id, HITS)
     seed.user("bob")
     client = app_for()
     alice, bob = login(client, "alice"), login(client, "bob")
-    assert client.get(response_url(request_id), headers=alice).status_code == 200
-    assert cache.exists(f"resp:{request_id}") == 1
+    etag = client.get(response_url(request_id), headers=alice).headers["etag"]
+    assert client.get(response_url(request_id), headers=alice).headers["x-cache"] == "HIT"
+    counted = stats(cache)
 
-    reply = client.get(response_url(request_id), headers=bob)
+    for headers in (bob, {**bob, "If-None-Match": etag}, {**bob, "If-None-Match": "*"}):
+        reply = client.get(response_url(request_id), headers=headers)
+        body = assert_problem(reply, 404)  # not a 304: that would say the entry exists
+        assert "Across the gap" not in reply.text and "IN_TRANSIT" not in body["detail"]
+        assert "etag" not in reply.headers and "x-cache" not in reply.headers
 
-    body = assert_problem(reply, 404)
-    assert "Across the gap" not in reply.text and "IN_TRANSIT" not in body["detail"]
-    assert "etag" not in reply.headers and "x-cache" not in reply.headers
+    assert stats(cache) == counted, "another user's look at an entry counts nothing"
     assert client.get(response_url(request_id), headers=alice).headers["x-cache"] == "HIT"
 
 
@@ -224,3 +238,89 @@ def test_the_api_document_describes_the_304_and_the_cache_headers(api_db):
     )
     header = next(p for p in operation["parameters"] if p["in"] == "header")
     assert header["name"] == "if-none-match"
+
+
+def test_a_revoked_api_key_gets_nothing_from_the_cache(app_for, seed, alice_id, cache):
+    request_id = seed.request(alice_id)
+    seed.response(request_id, HITS)
+    client = app_for()
+    alice = login(client, "alice")
+    made = client.post(
+        "/api/v1/api-keys", json={"name": "reader", "scopes": ["requests:read"]}, headers=alice
+    ).json()
+    key = {"X-API-Key": made["key"]}
+    assert client.get(response_url(request_id), headers=key).headers["x-cache"] == "MISS"
+    assert client.get(response_url(request_id), headers=key).headers["x-cache"] == "HIT"
+
+    assert client.delete(f"/api/v1/api-keys/{made['key_id']}", headers=alice).status_code == 204
+    reply = client.get(response_url(request_id), headers=key)
+
+    assert_problem(reply, 401)
+    assert "Across the gap" not in reply.text
+    assert cache.exists(f"resp:{request_id}") == 1, "the entry stays for the owner's other calls"
+
+
+def test_a_cleared_cancelled_or_retried_request_is_not_served_from_its_old_entry(
+    app_for, seed, alice_id, cache
+):
+    seed.user("root", role="admin")
+    pending, failed = seed.request(alice_id), seed.request(alice_id, status=FAILED)
+    for request_id in (pending, failed):
+        seed.response(request_id, HITS)
+    client = app_for()
+    alice, root = login(client, "alice"), login(client, "root")
+
+    def read(request_id: str):
+        return client.get(response_url(request_id), headers=alice)
+
+    for request_id in (pending, failed):
+        assert [read(request_id).headers["x-cache"] for _ in range(2)] == ["MISS", "HIT"]
+
+    cleared = client.delete("/api/v1/admin/cache", params={"request_id": failed}, headers=root)
+    assert cleared.status_code == 200 and cleared.json()["entries"] == 1
+    assert read(failed).headers["x-cache"] == "MISS", "the database answered"
+
+    cancel = client.post(f"/api/v1/admin/requests/{pending}/cancel", headers=root)
+    assert cancel.status_code == 200, cancel.text
+    assert cache.exists(f"resp:{pending}") == 0
+    assert read(pending).headers["x-cache"] == "MISS"
+
+    assert read(failed).headers["x-cache"] == "HIT"
+    retry = client.post(f"/api/v1/admin/requests/{failed}/retry", headers=root)
+    assert retry.status_code == 200, retry.text
+    reply = read(failed)
+    body = assert_problem(reply, 404)  # the retried request waits for its new answer
+    assert "no response yet" in body["detail"] and "Across the gap" not in reply.text
+
+
+def test_the_first_read_is_noted_and_maintenance_warms_only_responses_read_before(
+    app_for, seed, alice_id, cache, api_db
+):
+    seed.user("root", role="admin")
+    request_id = seed.request(alice_id)
+    seed.response(request_id, HITS)
+    client = app_for()
+    alice, root = login(client, "alice"), login(client, "root")
+    cache.zadd("resp:reads", {request_id: time.time()})  # as if an answer before this was read
+
+    report = client.post("/api/v1/admin/cache/optimize", headers=root).json()
+
+    assert report["prewarmed"] == 0, "a hit notes no first read, so an unread answer waits"
+    assert cache.exists(f"resp:{request_id}") == 0
+    assert first_read_at(api_db, request_id) is None
+    assert client.get(response_url(request_id), headers=alice).headers["x-cache"] == "MISS"
+    noted = first_read_at(api_db, request_id)
+    assert noted is not None
+    assert client.get(response_url(request_id), headers=alice).headers["x-cache"] == "HIT"
+    assert first_read_at(api_db, request_id) == noted
+
+    cache.delete(f"resp:{request_id}", f"resp:meta:{request_id}")
+    report = client.post("/api/v1/admin/cache/optimize", headers=root).json()
+
+    assert report["prewarmed"] == 1, "read before: warmed again"
+    assert client.get(response_url(request_id), headers=alice).headers["x-cache"] == "HIT"
+
+
+def first_read_at(url: str, request_id: str):
+    with reading(url) as session:
+        return session.get(Response, request_id).first_read_at

@@ -28,7 +28,7 @@ from sqlalchemy import event
 
 from request_network import jobs
 from request_network.app import create_app
-from request_network.models import EXPORTED
+from request_network.models import COMPLETED, EXPORTED
 from request_network.services import response_cache
 from shared.db import get_engine, transaction
 
@@ -135,7 +135,7 @@ def test_a_refill_that_read_the_old_row_before_the_import_cannot_store_it_after(
 ):
     """The reader takes the generation and reads the old row; the import commits the newer
     result; only then does the reader try to store what it read: refused."""
-    request_id = seed.request(alice_id)
+    request_id = seed.request(alice_id, status=COMPLETED)  # answered: it has a response
     seed.response(request_id, OLD)
     carrier.deliver("results", [result(request_id, executed_at=FIRST_RUN + timedelta(1), hits=NEW)])
     alice = login(client, "alice")
@@ -172,7 +172,7 @@ def test_a_refill_while_the_import_is_committing_cannot_store_the_old_row(
     """The import has written the newer result and is about to commit; a reader comes in,
     misses, reads the old row (still the committed one) and tries to store it: the import's
     fence refuses it, so once the commit lands no hit can serve the old body."""
-    request_id = seed.request(alice_id)
+    request_id = seed.request(alice_id, status=COMPLETED)  # answered: it has a response
     seed.response(request_id, OLD)
     carrier.deliver("results", [result(request_id, executed_at=FIRST_RUN + timedelta(1), hits=NEW)])
     alice = login(client, "alice")

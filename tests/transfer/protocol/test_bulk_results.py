@@ -98,7 +98,6 @@ def test_a_result_for_a_request_never_sent_quarantines_its_batch_whole(gap):
     assert list(request_states(gap.rq).values()).count(rq.EXPORTED) == 3
 
 
-
 def _error_counts(session, model, direction: str) -> dict[int, int]:
     rows = session.execute(
         select(model.seq, model.error_count).where(

@@ -70,7 +70,7 @@ def verdict(points: list[tuple[int, float, float, float]]) -> str:
     text += (
         "The 304 column is the floor of any hit: the HTTP stack, the API key's check (a SELECT "
         "of the key and its user, a Redis round trip for the revocation marks) and the "
-        "cache's one Redis round trip, in one thread hop, with no body. A 1 MB hit adds moving "
+        "cache's one Redis round trip, with no body. A 1 MB hit adds moving "
         "the body from Redis to the client; a miss adds the owner's SELECT, reading the "
         "response row (psycopg decodes its JSON), encoding it and hashing it for the ETag."
     )
@@ -100,8 +100,9 @@ def report(rows: list[dict], args: argparse.Namespace, profiles: list[str]) -> s
         "requests per size read at random. *Uncached*: the same server with "
         "`FERRY_REQUEST_RESPONSE_CACHE_MAX_BYTES=0`, so every read misses: the cache's lookup, "
         "the owner's SELECT, the response row, its encoding and ETag, the miss counted. "
-        "*Cached*: warmed first, every read a hit: the API key's check, then (in the same "
-        "thread hop) one Redis round trip (a Lua script that checks the entry's owner and "
+        "*Cached*: warmed first, every read a hit: the API key's check, then (in the "
+        "endpoint's thread hop) one Redis round trip (a Lua script that checks the entry's "
+        "owner and "
         "counts the hit, and a GET of the body, in one MULTI/EXEC), the stored bytes sent as "
         "they are; no database read after the key's. *304*: a hit whose `If-None-Match` "
         "names the ETag (no body). Every point counts only replies of its kind (200 MISS, "

@@ -19,7 +19,7 @@ class BatchFigures(BaseModel):
     batches: int
     records: int
     processing_ms_mean: float | None
-    error_rate: float = Field(description="Records refused / records")
+    error_rate: float = Field(description="Results that report a failed query / records")
 
 
 class BatchDay(BaseModel):

@@ -3,11 +3,11 @@ unit of work (`Caller.unit()`), which it runs in its own thread hop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -133,32 +133,16 @@ def _authenticate(
         )
 
 
-T = TypeVar("T")
-TokenDep = Annotated[str | None, Depends(oauth2)]
-ApiKeyDep = Annotated[str | None, Security(api_key_header)]
-
-
 async def current_principal(
-    request: Request, settings: SettingsDep, token: TokenDep, api_key: ApiKeyDep
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2)],
+    api_key: Annotated[str | None, Security(api_key_header)],
 ) -> Principal:
     """Authenticate with `Authorization: Bearer <jwt>` or `X-API-Key: <key>`, never both.
 
     Runs before the body is read, in one thread hop that has given its connection back when
     it returns: no connection is held while the request waits for its endpoint's hop."""
-    principal, _ = await authenticated(request, settings, token, api_key)
-    return principal
-
-
-async def authenticated(
-    request: Request,
-    settings: RequestSettings,
-    token: str | None,
-    api_key: str | None,
-    then: Callable[[Caller], T] | None = None,
-) -> tuple[Principal, T | None]:
-    """The caller's principal and, with `then`, what `then` returns for the authorized
-    `Caller` (a user's role at least), computed in the same thread hop as the check: for an
-    endpoint whose whole work is one short call, one hop instead of two."""
     if token and api_key is not None:
         raise unauthorized("send either a bearer token or an API key, not both")
     if api_key is None:
@@ -166,17 +150,9 @@ async def authenticated(
             raise unauthorized("not authenticated: send Authorization: Bearer <token> or X-API-Key")
         if looks_like_key(token):
             raise unauthorized("API keys go in the X-API-Key header, not in Authorization")
-
-    def work() -> tuple[Principal, T | None]:
-        principal = _authenticate(request, settings, token or None, api_key)
-        if then is None:
-            return principal, None
-        identify(request, principal.user.id)  # on the log lines of `then` too
-        return principal, then(Caller(settings, _at_least(principal, "user")))
-
-    principal, result = await run_in_threadpool(work)
+    principal = await run_in_threadpool(_authenticate, request, settings, token or None, api_key)
     identify(request, principal.user.id)  # on the request's log lines (shared.http_logging)
-    return principal, result
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -240,15 +216,11 @@ def caller(role: str):
     """The dependency of a route that admits callers whose role is at least `role`."""
 
     async def check(settings: SettingsDep, principal: PrincipalDep) -> Caller:
-        return Caller(settings, _at_least(principal, role))
+        if ROLE_RANK.get(principal.role, -1) < ROLE_RANK[role]:
+            raise Problem(403, "Forbidden", f"this needs the {role} role")
+        return Caller(settings, principal)
 
     return check
-
-
-def _at_least(principal: Principal, role: str) -> Principal:
-    if ROLE_RANK.get(principal.role, -1) < ROLE_RANK[role]:
-        raise Problem(403, "Forbidden", f"this needs the {role} role")
-    return principal
 
 
 AnyoneDep = Annotated[Caller, Depends(anyone)]

@@ -9,14 +9,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse
 
-from request_network.api.deps import (
-    ApiKeyDep,
-    Caller,
-    SettingsDep,
-    TokenDep,
-    UserDep,
-    authenticated,
-)
+from request_network.api.deps import UserDep
 from request_network.api.rate_limits import LimitedDep, RateLimitedRoute, too_many_requests
 from request_network.api.schemas import (
     Accepted,
@@ -150,12 +143,9 @@ def _served(found: response_cache.Served) -> Response:
         },
     },
 )
-async def get_response(
+def get_response(
     request_id: RequestId,
-    request: HttpRequest,
-    settings: SettingsDep,
-    token: TokenDep,
-    api_key: ApiKeyDep,
+    caller: UserDep,
     if_none_match: Annotated[
         IfNoneMatch | None,
         Header(description="ETags of a copy the client holds: a match is a 304"),
@@ -163,19 +153,14 @@ async def get_response(
 ) -> Response:
     """The response of one of the caller's requests, from the cache after its first read.
 
-    The caller's check and the read share one thread hop (`authenticated`); a hit opens no
-    database session after the check (`sessions` is used on a miss only)."""
-
-    def read(caller: Caller) -> response_cache.Served:
-        return requests.get_response(
-            caller.user,
-            request_id,
-            sessions=partial(reading, settings.database_url),
-            cache=caller.cache,
-            settings=settings,
-            if_none_match=if_none_match,
-        )
-
-    _, found = await authenticated(request, settings, token, api_key, then=read)
-    assert found is not None
+    A hit is one Redis round trip that is also the ownership check; the database is opened
+    only on a miss (`sessions`)."""
+    found = requests.get_response(
+        caller.user,
+        request_id,
+        sessions=partial(reading, caller.settings.database_url),
+        cache=caller.cache,
+        settings=caller.settings,
+        if_none_match=if_none_match,
+    )
     return _served(found)

@@ -244,7 +244,10 @@ def admin_batches_router(*, admin_caller: Callable, batch_model: type) -> APIRou
         stream: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
         since: Annotated[DateTimeText | None, Query()] = None,
         until: Annotated[DateTimeText | None, Query()] = None,
-        with_errors: bool | None = None,
+        with_errors: Annotated[
+            bool | None,
+            Query(description="Only batches with (true) or without (false) failed results"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[PageOffset, Query()] = 0,
         sort: Annotated[

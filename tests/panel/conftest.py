@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from request_network.settings import RequestSettings
 from response_network.settings import ResponseSettings
+from tests.panel.browser_support import chromium, signed_in
 from tests.panel.panel_support import fresh, https_client, make_settings, panel_app, staff
 from tests.panel.response_support import (
     ResponseSeed,
@@ -72,3 +73,20 @@ def rseed(rdb) -> ResponseSeed:
 @pytest.fixture
 def rpeople(rseed) -> dict[str, str]:
     return staff(rseed, "ursula")
+
+
+# -- the browser tests' own (each module brings its `world`: a server and what it holds) -----
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for one module (`browser_support.chromium`: NOT RUN without it, fails in CI)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def as_admin(browser, world):
+    """A page signed in as the module's admin, watched for console errors and failed requests."""
+    with signed_in(browser, world["base"], "root") as watched:
+        yield watched

@@ -26,13 +26,11 @@ from tests.panel.browser_support import (
     UNTHROTTLED,
     assert_every_page_renders,
     assert_headings_sort,
-    chromium,
     make_dirs,
     poll_dashboard,
     release_as_operator,
     serve,
     sign_in,
-    signed_in,
     watch,
 )
 from tests.panel.panel_support import PASSWORD, XSS, fresh, ledger_batches, quarantined
@@ -76,18 +74,6 @@ def world(pg_urls, tmp_path_factory) -> Iterator[dict]:
         ids |= ledger_batches(url, Batch, settings, "results", "requests")
         with serve(response_app(settings)) as base:
             yield {"base": base, "settings": settings, "ids": ids, "url": url}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def as_admin(browser, world):
-    with signed_in(browser, world["base"], "root") as watched:
-        yield watched
 
 
 def audit_actions(url: str, actor: str) -> list[tuple[str, str]]:

@@ -108,7 +108,7 @@ RESULTS_HISTORY = (
     "import checks every result's request in the same transaction): their inserts took "
     "12.1 s and 7.6 s instead of 21.0 s and 15.3 s. The notifications go in with one "
     "`unnest` insert per chunk behind the reader, with time-ordered ids (UUIDv7, their "
-    "randomness drawn at once, `transfer.protocol.bulk.time_ordered_ids`): 2.5 s instead of "
+    "randomness drawn at once, `transfer.format.uuid7s`): 2.5 s instead of "
     "8.0 s with random ids. When every request of a chunk is still PENDING (only such a "
     "request has no response) the responses insert needs no `RETURNING` and runs behind "
     "the reader too, and the write-behind queue holds up to 8 statements instead of one, "

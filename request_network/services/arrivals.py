@@ -48,7 +48,7 @@ from shared import notifications as shared_notifications
 from shared.db import utcnow
 from shared.governed import InvalidSettings, lookup
 from shared.records import ProfileTypeData, SettingData, UserData
-from transfer.format import Record
+from transfer.format import Record, uuid7s
 from transfer.protocol import bulk
 from transfer.protocol.exchange import BulkHandler, RecordRefused
 
@@ -249,7 +249,7 @@ def _notify_owners(
             if data["status"] == status
         ]
         if items:
-            ids = bulk.time_ordered_ids(len(items))
+            ids = uuid7s(len(items))
             columns, same = shared_notifications.event_columns(kind, items, ids)
             table = notifications.TABLES.event.__table__
             bulk.insert_rows(session, table, columns, same=same)

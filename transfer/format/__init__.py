@@ -5,7 +5,7 @@ the writer.
 Pure: no database, no settings, no network package, nothing else of `transfer/`; anyone
 can verify a file with this subpackage alone. Its public API, gathered here:
 
-- names: :func:`batch_filename`, :func:`parse_batch_filename`, :func:`uuid7`
+- names: :func:`batch_filename`, :func:`parse_batch_filename`, :func:`uuid7`, :func:`uuid7s`
 - writing: :func:`write_batch`, :func:`chunk_records` (split before writing)
 - reading: :func:`open_batch` (streaming, raises :class:`BatchRejected`),
   :func:`verify_file` (reports, never raises), :func:`file_digest`
@@ -22,6 +22,7 @@ from transfer.format.names import (
     parse_batch_filename,
     sidecar_name,
     uuid7,
+    uuid7s,
 )
 from transfer.format.reader import (
     BatchReader,
@@ -72,6 +73,7 @@ __all__ = [
     "sidecar_text",
     "signed_payload",
     "uuid7",
+    "uuid7s",
     "verify_file",
     "write_batch",
 ]

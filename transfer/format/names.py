@@ -67,15 +67,33 @@ def is_uuid7(value: object) -> bool:
     return parsed.version == 7 and parsed.variant == uuid.RFC_4122
 
 
+def _uuid7_head(now: datetime | None) -> int:
+    """A UUIDv7's 48-bit Unix milliseconds, version and variant bits (its random bits 0)."""
+    millis = int(now.timestamp() * 1000) if now is not None else time.time_ns() // 1_000_000
+    return (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | 0b10 << 62
+
+
+def _random_bits(bits: int) -> int:
+    """74 random bits of a UUIDv7 (from an 80-bit draw) in their places: 12 (rand_a) above
+    the variant, 62 (rand_b) below it."""
+    return ((bits >> 62) & 0xFFF) << 64 | (bits & ((1 << 62) - 1))
+
+
 def uuid7(now: datetime | None = None) -> str:
     """A new UUIDv7 string: 48-bit Unix milliseconds, then 74 random bits."""
-    millis = int(now.timestamp() * 1000) if now is not None else time.time_ns() // 1_000_000
-    value = (millis & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= secrets.randbits(12) << 64
-    value |= 0b10 << 62
-    value |= secrets.randbits(62)
-    return str(uuid.UUID(int=value))
+    return str(uuid.UUID(int=_uuid7_head(now) | _random_bits(secrets.randbits(80))))
+
+
+def uuid7s(count: int, now: datetime | None = None) -> list[str]:
+    """``count`` new UUIDv7 strings of one millisecond, their randomness drawn at once: keys
+    a bulk insert appends at the end of an index, where random ones land all over it."""
+    head = _uuid7_head(now)
+    raw = secrets.token_bytes(10 * count)
+    ids = []
+    for k in range(0, 10 * count, 10):
+        h = f"{head | _random_bits(int.from_bytes(raw[k : k + 10])):032x}"
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
 
 
 def batch_filename(stream: str, source: str, seq: int, batch_id: str) -> str:

@@ -13,7 +13,6 @@ Bulk statements bypass the ORM: rows of `model` already loaded in the session ar
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -55,7 +54,6 @@ __all__ = [
     "is_postgres",
     "pg_assignments",
     "pg_execute",
-    "time_ordered_ids",
     "update_in",
     "upsert_newer",
     "wire_time",
@@ -143,21 +141,6 @@ def stream_rows(
 def _partitions(result: Any) -> Iterator[Any]:
     for rows in result.partitions():
         yield from rows
-
-
-def time_ordered_ids(count: int, now: datetime | None = None) -> list[str]:
-    """``count`` new UUIDv7 strings (as `transfer.format.uuid7` makes them: 48-bit Unix
-    milliseconds, then 74 random bits), their randomness drawn at once: keys that a bulk
-    insert appends at the end of an index, where random ones land all over it."""
-    millis = int((now or datetime.now(UTC)).timestamp() * 1000) & ((1 << 48) - 1)
-    head = (millis << 80) | (0x7 << 76) | (0b10 << 62)
-    raw = os.urandom(10 * count)
-    ids = []
-    for k in range(0, 10 * count, 10):
-        bits = int.from_bytes(raw[k : k + 10])  # 80: 12 for rand_a, 62 for rand_b, 6 spare
-        h = f"{head | ((bits >> 62) & 0xFFF) << 64 | (bits & ((1 << 62) - 1)):032x}"
-        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return ids
 
 
 def chunked(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:

@@ -30,8 +30,8 @@ from tests.transfer.protocol.test_bulk_exchange import (
     make_gap,
     request_states,
 )
+from transfer.format import uuid7s
 from transfer.format.names import is_uuid7
-from transfer.protocol import bulk
 from transfer.protocol.config import outbound_from
 from transfer.protocol.exchange import BulkHandler
 
@@ -191,9 +191,9 @@ def test_an_export_marks_what_it_read_and_not_a_result_executed_again_since(resp
     assert rs_exchange.export_results(outbound_from(settings), session=session).results == 0
 
 
-def test_time_ordered_ids_are_distinct_uuid7_in_time_order():
-    early = bulk.time_ordered_ids(500, datetime(2026, 12, 1, tzinfo=UTC))
-    late = bulk.time_ordered_ids(500, datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC))
+def test_uuid7s_are_distinct_uuid7_in_time_order():
+    early = uuid7s(500, datetime(2026, 12, 1, tzinfo=UTC))
+    late = uuid7s(500, datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC))
     assert all(is_uuid7(i) for i in early + late)
     assert len(set(early + late)) == 1000
     assert max(early) < min(late), "a later millisecond sorts after"
